@@ -1,0 +1,167 @@
+"""The one place that talks to ``array_api_compat``: namespaces, devices, and a registry.
+
+Every kernel of tensorsim starts with ``xp = array_namespace(*inputs)`` and creates new arrays
+with ``dtype=`` and ``device=`` taken from its inputs, so the same code runs on NumPy, CuPy,
+PyTorch and ``array_api_strict`` arrays. There is no global backend and no environment switch.
+
+What the array API standard lacks (a dense matrix exponential, for example) goes through a
+small registry keyed by operation and backend name: :func:`register_impl` adds an
+implementation, :func:`get_impl` finds it. A backend with no implementation gets a
+``NotImplementedError`` that names it; nothing is ever copied to the host behind the
+caller's back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeAlias
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "Array",
+    "array_namespace",
+    "backend_name",
+    "device",
+    "get_impl",
+    "is_complex",
+    "real_dtype",
+    "register_impl",
+    "to_numpy",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Any array of a supported backend (NumPy, CuPy, PyTorch, array_api_strict).
+Array: TypeAlias = Any
+
+#: Generic implementations (written against the standard) are registered under this key.
+GENERIC = "*"
+
+_REGISTRY: dict[tuple[str, str], Callable[..., Any]] = {}
+
+
+def array_namespace(*arrays: Any) -> ModuleType:
+    """Return the array-API namespace shared by ``arrays``.
+
+    Python scalars and ``None`` are ignored. Arrays from two different backends raise
+    ``TypeError``.
+
+    Parameters
+    ----------
+    *arrays
+        Arrays (and possibly scalars) given to a kernel.
+
+    Returns
+    -------
+    ModuleType
+        ``array_api_compat.numpy``, ``array_api_compat.torch``, ``array_api_compat.cupy``
+        or ``array_api_strict``.
+    """
+    present = [a for a in arrays if a is not None and not isinstance(a, int | float | complex)]
+    if not present:
+        raise TypeError("array_namespace needs at least one array argument")
+    try:
+        return array_api_compat.array_namespace(*present)
+    except TypeError as err:
+        kinds = sorted({type(a).__module__ + "." + type(a).__name__ for a in present})
+        raise TypeError(f"expected arrays of one supported backend, got {kinds}: {err}") from err
+
+
+def device(x: Array) -> Any:
+    """Return the device of array ``x`` (``"cpu"`` for NumPy)."""
+    return array_api_compat.device(x)
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Return a short backend name for namespace ``xp``.
+
+    One of ``"numpy"``, ``"torch"``, ``"cupy"``, ``"array_api_strict"`` or the module name.
+    """
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_torch_namespace(xp):
+        return "torch"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return xp.__name__
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any backend to a NumPy array on the host.
+
+    For input/output and plotting only: kernels never call it.
+    Torch tensors are detached first; CuPy arrays are copied from the device.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if isinstance(x, int | float | complex | np.generic | list | tuple):
+        return np.asarray(x)
+    # array_api_strict and other DLPack-capable host arrays
+    return np.from_dlpack(x)
+
+
+def is_complex(x: Array) -> bool:
+    """Return whether ``x`` has a complex floating dtype."""
+    xp = array_namespace(x)
+    return xp.isdtype(x.dtype, "complex floating")
+
+
+def real_dtype(x: Array) -> Any:
+    """Return the real floating dtype matching the precision of ``x``."""
+    xp = array_namespace(x)
+    if x.dtype == xp.complex64:
+        return xp.float32
+    if x.dtype == xp.complex128:
+        return xp.float64
+    return x.dtype
+
+
+def register_impl(name: str, backend: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register an implementation of operation ``name`` for ``backend``.
+
+    Parameters
+    ----------
+    name
+        Operation name, e.g. ``"expm"``.
+    backend
+        A name returned by :func:`backend_name`, or ``"*"`` for a generic implementation
+        written against the array API standard (used when no specific one exists).
+
+    Returns
+    -------
+    Callable
+        A decorator that registers and returns the function unchanged.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTRY[(name, backend)] = func
+        return func
+
+    return decorate
+
+
+def get_impl(name: str, xp: ModuleType) -> Callable[..., Any]:
+    """Return the implementation of ``name`` for namespace ``xp``.
+
+    The backend-specific entry wins over the generic one.
+
+    Raises
+    ------
+    NotImplementedError
+        If neither a backend-specific nor a generic implementation is registered.
+    """
+    backend = backend_name(xp)
+    func = _REGISTRY.get((name, backend)) or _REGISTRY.get((name, GENERIC))
+    if func is None:
+        raise NotImplementedError(f"operation {name!r} has no implementation for backend {backend!r}")
+    return func

@@ -1,0 +1,50 @@
+"""Shared fixtures: the ``xp`` fixture runs a test on every available array backend."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import importlib.util  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def _backends() -> list:
+    params = [pytest.param("numpy", id="numpy")]
+    if importlib.util.find_spec("array_api_strict"):
+        params.append(pytest.param("array_api_strict", id="strict"))
+    if importlib.util.find_spec("torch"):
+        params.append(pytest.param("torch", id="torch"))
+    if importlib.util.find_spec("cupy"):
+        params.append(pytest.param("cupy", id="cupy", marks=pytest.mark.gpu))
+    return params
+
+
+@pytest.fixture(params=_backends())
+def xp(request):
+    """The array namespace of one backend (numpy, array_api_strict, torch; cupy on a GPU)."""
+    name = request.param
+    if name == "numpy":
+        import array_api_compat.numpy as xp_mod
+    elif name == "array_api_strict":
+        import array_api_strict as xp_mod
+    elif name == "torch":
+        import array_api_compat.torch as xp_mod
+        import torch
+
+        torch.set_num_threads(1)
+    else:
+        cp = pytest.importorskip("cupy")
+        if not cp.is_available():
+            pytest.skip("no CUDA device")
+        import array_api_compat.cupy as xp_mod
+    return xp_mod
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator."""
+    return np.random.default_rng(1234)
