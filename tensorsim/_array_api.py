@@ -30,6 +30,7 @@ __all__ = [
     "is_complex",
     "real_dtype",
     "register_impl",
+    "to_float",
     "to_numpy",
 ]
 
@@ -110,6 +111,16 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.from_dlpack(x)
 
 
+def to_float(x: Any) -> float:
+    """Return a real 0-d array (or a scalar) as a Python float, detached from autograd.
+
+    Used where a kernel takes a data-dependent decision (a rank, a step size) on the host.
+    """
+    if array_api_compat.is_torch_array(x):
+        x = x.detach()
+    return float(x)
+
+
 def is_complex(x: Array) -> bool:
     """Return whether ``x`` has a complex floating dtype."""
     xp = array_namespace(x)
@@ -163,5 +174,7 @@ def get_impl(name: str, xp: ModuleType) -> Callable[..., Any]:
     backend = backend_name(xp)
     func = _REGISTRY.get((name, backend)) or _REGISTRY.get((name, GENERIC))
     if func is None:
-        raise NotImplementedError(f"operation {name!r} has no implementation for backend {backend!r}")
+        raise NotImplementedError(
+            f"operation {name!r} has no implementation for backend {backend!r}"
+        )
     return func
