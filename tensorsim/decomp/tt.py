@@ -106,7 +106,8 @@ def tt_svd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> 
     if trunc is None:
         rules = [None] * (d - 1)
     elif isinstance(trunc, Truncation):
-        rules = [trunc.split(to_float(xp.linalg.vector_norm(x)), d - 1)] * (d - 1)
+        norm = to_float(xp.linalg.vector_norm(x)) if trunc.rtol else 0.0
+        rules = [trunc.split(norm, d - 1)] * (d - 1)
     else:
         rules = list(trunc)
         if len(rules) != d - 1 or not all(isinstance(r, Truncation) for r in rules):

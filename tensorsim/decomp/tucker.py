@@ -77,10 +77,12 @@ def tucker_to_dense(tucker: Tucker) -> Array:
     return multi_mode_dot(tucker.core, tucker.factors)
 
 
-def _per_mode(trunc: Truncation | Sequence[Truncation] | None, norm: float, d: int) -> list:
+def _per_mode(x: Array, trunc: Truncation | Sequence[Truncation] | None) -> list:
+    d = x.ndim
     if trunc is None:
         return [None] * d
     if isinstance(trunc, Truncation):
+        norm = to_float(array_namespace(x).linalg.vector_norm(x)) if trunc.rtol else 0.0
         return [trunc.split(norm, d)] * d
     rules = list(trunc)
     if len(rules) != d or not all(isinstance(r, Truncation) for r in rules):
@@ -112,9 +114,8 @@ def hosvd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> T
     ----------
     L. De Lathauwer, B. De Moor, J. Vandewalle, SIAM J. Matrix Anal. Appl. 21 (2000) 1253.
     """
-    xp = array_namespace(x)
     _check_tensor(x)
-    rules = _per_mode(trunc, to_float(xp.linalg.vector_norm(x)), x.ndim)
+    rules = _per_mode(x, trunc)
     factors, discarded = [], []
     for n in range(x.ndim):
         res = truncated_svd(unfold(x, n), rules[n])
@@ -156,7 +157,7 @@ def sthosvd(
     xp = array_namespace(x)
     _check_tensor(x)
     d = x.ndim
-    rules = _per_mode(trunc, to_float(xp.linalg.vector_norm(x)), d)
+    rules = _per_mode(x, trunc)
     if order is None:
         order = sorted(range(d), key=lambda n: -x.shape[n])
     order = [int(n) for n in order]
@@ -182,5 +183,6 @@ def sthosvd(
 
 
 def _check_tensor(x: Array) -> None:
+    array_namespace(x)  # a supported array type
     if x.ndim < 2:
         raise ValueError(f"x: expected a tensor with at least 2 modes, got shape {x.shape}")
