@@ -88,7 +88,7 @@ def mttkrp(x: Array, factors: Sequence[Array], mode: int) -> Array:
     Returns ``M[i, r] = sum over the other indices of x[..., i, ...] * prod_m A_m[i_m, r]``
     (``factors[mode]`` is ignored), shape ``(I_mode, R)``. The largest other mode is
     contracted first by ``tensordot`` (one BLAS call on all the data); the remaining modes,
-    now with ``R`` as a batch axis, are summed out one after another.
+    now with ``R`` as a batch axis, are contracted one after another by ``vecdot``.
     """
     xp = array_namespace(x, *factors)
     mode = _check_mode(x, mode)
@@ -97,7 +97,9 @@ def mttkrp(x: Array, factors: Sequence[Array], mode: int) -> Array:
     others = [m for m in range(x.ndim) if m != mode]
     if not others:
         raise ValueError("x: mttkrp needs a tensor with at least two modes")
-    first = max(others, key=lambda m: x.shape[m])
+    # Contract the largest mode first, preferring the last axis and then the first: those
+    # contract against a contiguous view, with no transposed copy of x.
+    first = max(others, key=lambda m: (x.shape[m], m == x.ndim - 1, m == 0))
     t = xp.tensordot(x, factors[first], axes=([first], [0]))  # remaining modes..., R
     axes = [m for m in range(x.ndim) if m != first]
     for m in others:
@@ -107,6 +109,6 @@ def mttkrp(x: Array, factors: Sequence[Array], mode: int) -> Array:
         shape = [1] * t.ndim
         shape[pos] = x.shape[m]
         shape[-1] = factors[m].shape[1]
-        t = xp.sum(t * xp.reshape(factors[m], tuple(shape)), axis=pos)
+        t = xp.vecdot(t, xp.reshape(factors[m], tuple(shape)), axis=pos - t.ndim)
         axes.pop(pos)
     return t

@@ -1,0 +1,1 @@
+"""Benchmarks of tensorsim's kernels against reference implementations."""

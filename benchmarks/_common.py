@@ -1,0 +1,110 @@
+"""Helpers shared by the benchmarks: timing, test tensors, errors, machine description."""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+def best_time(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
+    """Time ``fn()`` after one warm-up call: best (min) of ``repeat`` runs.
+
+    Parameters
+    ----------
+    fn
+        Callable without arguments; what it returns is kept from the last run.
+    repeat
+        Number of timed runs (at least 1).
+
+    Returns
+    -------
+    tuple[float, T]
+        The smallest wall time in seconds (``time.perf_counter``) and the last result.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat: expected an integer >= 1, got {repeat}")
+    result = fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def relative_error(x: np.ndarray, approx: np.ndarray) -> float:
+    """Return ``||x - approx||_F / ||x||_F``."""
+    return float(np.linalg.norm(x - approx) / np.linalg.norm(x))
+
+
+def add_noise(x: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Return ``x`` plus Gaussian noise of Frobenius norm ``level * ||x||_F``."""
+    noise = rng.standard_normal(x.shape)
+    return x + (level * np.linalg.norm(x) / np.linalg.norm(noise)) * noise
+
+
+def cpu_model() -> str:
+    """CPU model name from ``/proc/cpuinfo`` (``platform.processor()`` if unavailable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def openblas_core() -> str:
+    """Kernel family chosen at run time by NumPy's bundled OpenBLAS, or ``"unknown"``.
+
+    Asked through ``scipy_openblas_get_corename64_`` of the ``scipy-openblas`` library
+    shipped in ``numpy.libs``; other BLAS builds give ``"unknown"``.
+    """
+    libs_dir = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for lib_path in sorted(libs_dir.glob("*openblas*")):
+        try:
+            getter = ctypes.CDLL(str(lib_path)).scipy_openblas_get_corename64_
+        except (OSError, AttributeError):
+            continue
+        getter.restype = ctypes.c_char_p
+        return getter().decode()
+    return "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    """Describe the machine and software the benchmark runs on."""
+    import tensorly
+
+    import tensorsim
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "CPU": cpu_model(),
+        "cores": f"{os.cpu_count()} logical, {affinity} usable by this process",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "unset"),
+        "OpenBLAS kernels": openblas_core(),
+        "Python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorly": f"{tensorly.__version__} (backend {tensorly.get_backend()})",
+        "tensorsim": tensorsim.__version__,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Format a markdown table (no trailing newline)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
