@@ -21,7 +21,7 @@ def _cupy():
         pytest.skip("no CUDA device for CuPy")
     import array_api_compat.cupy as xp
 
-    return xp, "cuda"
+    return xp, None  # CuPy arrays live on the current device
 
 
 def _torch_cuda():
@@ -41,9 +41,7 @@ def gpu(request):
 
 def _on(gpu, a):
     xp, dev = gpu
-    if dev == "cuda" and not hasattr(xp, "cuda"):  # cupy arrays live on the current device
-        return xp.asarray(a)
-    return xp.asarray(a, device=dev)
+    return xp.asarray(a) if dev is None else xp.asarray(a, device=dev)
 
 
 def _same_device(out, ref):
