@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Any
 
+from tensorsim.parallel import rank_and_size
+
 __all__ = ["LOG_FORMAT", "setup_logging"]
 
 logger = logging.getLogger(__name__)
@@ -41,21 +43,6 @@ def _parse_level(level: int | str) -> int:
             f"level: expected one of {', '.join(sorted(levels, key=levels.get))}, got {level!r}"
         )
     raise ValueError(f"level: expected a logging level name or int, got {level!r}")
-
-
-def _rank_size(comm: Any) -> tuple[int, int]:
-    if comm is None:
-        return 0, 1
-    try:
-        rank, size = int(comm.rank), int(comm.size)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise TypeError(
-            f"comm: expected an object with integer .rank and .size (an MPI communicator "
-            f"or SerialComm), got {type(comm).__name__}"
-        ) from exc
-    if size < 1 or not 0 <= rank < size:
-        raise ValueError(f"comm: expected 0 <= rank < size, got rank={rank}, size={size}")
-    return rank, size
 
 
 def setup_logging(
@@ -89,7 +76,7 @@ def setup_logging(
     TypeError
         If ``comm`` has no integer ``rank`` and ``size``.
     """
-    rank, size = _rank_size(comm)
+    rank, size = rank_and_size(comm)
     file_level = _parse_level(level)
     stream_level = file_level if rank == 0 else max(file_level, logging.WARNING)
 

@@ -30,6 +30,7 @@ __all__ = [
     "abort_on_error",
     "distribute",
     "get_comm",
+    "rank_and_size",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,31 @@ def get_comm() -> Any:
             "imported; install the mpi extra: pip install tensorsim[mpi]"
         ) from err
     return MPI.COMM_WORLD
+
+
+def rank_and_size(comm: Any) -> tuple[int, int]:
+    """Return ``(rank, size)`` of a communicator; ``(0, 1)`` for ``None``.
+
+    Raises
+    ------
+    TypeError
+        If ``comm`` has no integer ``rank`` and ``size`` (an mpi4py communicator or a
+        :class:`SerialComm` has).
+    ValueError
+        If they are inconsistent.
+    """
+    if comm is None:
+        return 0, 1
+    try:
+        rank, size = int(comm.rank), int(comm.size)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise TypeError(
+            "comm must be None or have integer attributes rank and size (an MPI "
+            f"communicator or SerialComm), got {type(comm).__name__}"
+        ) from err
+    if size < 1 or not 0 <= rank < size:
+        raise ValueError(f"comm has rank {rank} and size {size}: expected 0 <= rank < size")
+    return rank, size
 
 
 class SerialComm:

@@ -26,7 +26,6 @@ __all__ = [
     "Static",
     "atomic_target",
     "check_dims",
-    "comm_rank_size",
     "git_commit",
     "output_path",
     "package_version",
@@ -78,22 +77,6 @@ def git_commit() -> str:
     if done.returncode != 0 or len(commit) != 40:
         return "unknown"
     return commit
-
-
-def comm_rank_size(comm: Any) -> tuple[int, int]:
-    """Return ``(rank, size)`` of ``comm``; ``(0, 1)`` for ``None``."""
-    if comm is None:
-        return 0, 1
-    try:
-        rank, size = int(comm.rank), int(comm.size)
-    except AttributeError as err:
-        raise TypeError(
-            f"comm must be None or have integer attributes rank and size, "
-            f"got {type(comm).__name__}"
-        ) from err
-    if size < 1 or not 0 <= rank < size:
-        raise ValueError(f"comm has rank {rank} and size {size}: expected 0 <= rank < size")
-    return rank, size
 
 
 def output_path(path: Any) -> Path:

@@ -65,7 +65,6 @@ from tensorsim.io._support import (
     Static,
     atomic_target,
     check_dims,
-    comm_rank_size,
     git_commit,
     output_path,
     package_version,
@@ -74,6 +73,7 @@ from tensorsim.io._support import (
     versions_string,
 )
 from tensorsim.io.checkpoint import Checkpoint, StateEntry, flatten_state, read_state, write_state
+from tensorsim.parallel import rank_and_size
 
 __all__ = ["Writer"]
 
@@ -158,7 +158,7 @@ class Writer:
         attrs: Mapping[str, Any] | None,
     ) -> None:
         """Validate the arguments and set the in-memory contents (no file system access)."""
-        rank, size = comm_rank_size(comm)
+        rank, size = rank_and_size(comm)
         self._active = rank == 0
         self._closed = False
         self._mpi_size = size
@@ -682,7 +682,7 @@ class Writer:
             dimension, or a checkpoint beyond the series).
         """
         writer = cls.__new__(cls)
-        rank, _ = comm_rank_size(comm)
+        rank, _ = rank_and_size(comm)
         if rank != 0:
             writer._setup(path, "time", None, comm, "", None)
             return writer, None
