@@ -248,7 +248,7 @@ def augment_basis(old: Array, new: Array, *, rtol: float | None = None) -> Array
     gram_err = xp.linalg.matrix_norm(
         xp.conj(old).mT @ old - xp.eye(r, dtype=old.dtype, device=device(old)), ord="fro"
     )
-    if to_float(gram_err) > 1e-6:
+    if to_float(gram_err) > max(1e-6, 100.0 * math.sqrt(m) * _eps(old)):
         raise ValueError(
             f"old: expected orthonormal columns, ||old^H old - I||_F = {to_float(gram_err):.2e}"
         )
