@@ -25,6 +25,7 @@ __all__ = [
     "Array",
     "array_namespace",
     "backend_name",
+    "default_namespace",
     "device",
     "get_impl",
     "is_complex",
@@ -70,6 +71,13 @@ def array_namespace(*arrays: Any) -> ModuleType:
     except TypeError as err:
         kinds = sorted({type(a).__module__ + "." + type(a).__name__ for a in present})
         raise TypeError(f"expected arrays of one supported backend, got {kinds}: {err}") from err
+
+
+def default_namespace() -> ModuleType:
+    """The namespace of creation functions called without arrays: NumPy (array-API wrapped)."""
+    import array_api_compat.numpy
+
+    return array_api_compat.numpy
 
 
 def device(x: Array) -> Any:

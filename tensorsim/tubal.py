@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
-from tensorsim._array_api import Array, array_namespace, device, real_dtype, to_float
+from tensorsim._array_api import (
+    Array,
+    array_namespace,
+    default_namespace,
+    device,
+    real_dtype,
+    to_float,
+)
 
 __all__ = [
     "TSVD",
@@ -127,12 +134,12 @@ def t_identity(
     n, k
         Size of the slices and tube length.
     xp
-        Array namespace (default ``array_api_compat.numpy``).
+        Array namespace (default: NumPy through ``array_api_compat``).
     dtype, device
         Of the result (default float64 on the namespace's default device).
     """
     if xp is None:
-        import array_api_compat.numpy as xp
+        xp = default_namespace()
     if n < 1 or k < 1:
         raise ValueError(f"n, k: expected positive sizes, got n={n}, k={k}")
     dtype = xp.float64 if dtype is None else dtype

@@ -87,3 +87,13 @@ def test_clean_tree_passes(tmp_path):
     proc = _lint(tmp_path)
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout == ""
+
+
+def test_array_api_compat_import_is_caught(tmp_path):
+    (tmp_path / "kernel.py").write_text("import array_api_compat.numpy as xp\n")
+    (tmp_path / "other.py").write_text("from array_api_compat import array_namespace\n")
+    (tmp_path / "_array_api.py").write_text("import array_api_compat\n")  # the allowed place
+    proc = _lint(tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("array_api_compat imported" in line for line in lines)

@@ -3,14 +3,15 @@
 Usage: ``python tools/check_array_api.py [ROOT]`` (default ROOT: the ``tensorsim`` package).
 
 Every ``.py`` file under ROOT is checked, except the allow-list below and modules whose
-docstring contains "NumPy-only by design". Two things are flagged:
+docstring contains "NumPy-only by design". Three things are flagged:
 
 1. any use of a name bound to numpy (``np.``, ``numpy.``, ``from numpy import ...``), except
    ``np.random.Generator`` and ``np.random.default_rng``, and ``np.ndarray`` inside
    annotations or ``isinstance``/``issubclass``;
 2. a call ``xp.<creation>(...)`` (``zeros``, ``ones``, ``empty``, ``full``, ``eye``,
    ``arange``, ``linspace``, ``asarray``) without a ``device=`` keyword. The ``*_like``
-   functions take the device of their input and are not flagged.
+   functions take the device of their input and are not flagged;
+3. an import of ``array_api_compat`` (only ``tensorsim/_array_api.py`` talks to it).
 
 Each finding is printed as ``path:line: message``; the exit status is 1 if there is any.
 Modelled on SciPy's ``tools/linting/check_nondefault_device.py``.
@@ -42,7 +43,15 @@ def _dotted(node: ast.AST) -> list[str] | None:
 def check_tree(tree: ast.Module) -> list[tuple[int, str]]:
     """Return ``(line, message)`` for each finding in a parsed module."""
     bound: dict[str, str] = {}  # local name -> dotted numpy path
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+        if any(m.split(".")[0] == "array_api_compat" for m in modules):
+            found.append((node.lineno, "array_api_compat imported (use tensorsim._array_api)"))
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.split(".")[0] == "numpy":
@@ -59,7 +68,6 @@ def check_tree(tree: ast.Module) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Call) and _dotted(node.func) in (["isinstance"], ["issubclass"]):
             types.extend(node.args[1:2])
         typing_ids.update(id(sub) for t in types for sub in ast.walk(t))
-    found: list[tuple[int, str]] = []
 
     def visit(node: ast.AST) -> None:
         chain = _dotted(node) if isinstance(node, ast.Attribute | ast.Name) else None

@@ -183,7 +183,7 @@ def cp_als(
             grams[n] = factors[n].mT @ factors[n]
         # the last mode's MTTKRP gives <x, x_hat> for free
         inner = to_float(xp.sum(xp.sum(m_n * factors[d - 1], axis=0) * weights))
-        norm_hat2 = float(weights @ (_hadamard(grams) @ weights))
+        norm_hat2 = to_float(weights @ (_hadamard(grams) @ weights))
         err = math.sqrt(max(norm_x**2 - 2 * inner + norm_hat2, 0.0)) / norm_x
         if err < _EXACT_ERROR_BELOW:
             fit = CP(weights, tuple(factors))

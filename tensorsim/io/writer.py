@@ -378,9 +378,10 @@ class Writer:
         A series may be defined after records were appended: the earlier records hold its
         fill value. The fill value (also for records that do not give this series) is NaN
         for float series and netCDF's default fill for integer series (e.g. -2147483647 for
-        int32, see ``tensorsim.io._ncutil.NC_INT_FILL``); it is stored as ``_FillValue``, so
-        xarray shows missing entries as NaN (and therefore decodes integer series to float;
-        pass ``mask_and_scale=False`` to xarray to get the raw integers).
+        int32, see ``tensorsim.io._ncutil.NC_INT_FILL``). It is stored as ``_FillValue`` when
+        the series has a missing entry, and xarray then shows missing entries as NaN (so it
+        decodes such an integer series to float; pass ``mask_and_scale=False`` to xarray to
+        get the raw integers). A complete integer series stays integer.
 
         Parameters
         ----------
@@ -629,12 +630,15 @@ class Writer:
                     data=series.data,
                 )
             else:
+                # An integer series with no missing entry gets no _FillValue, so that
+                # xarray keeps it integer instead of decoding it to float with NaN.
+                missing = series.dtype.kind == "f" or bool(np.any(series.data == series.fill))
                 var = root.create_variable(
                     name,
                     (self._record_dim, *series.dims),
                     dtype=series.dtype,
                     data=series.data,
-                    fillvalue=series.fill,
+                    fillvalue=series.fill if missing else None,
                 )
             for key, value in series.attrs.items():
                 var.attrs[key] = value
