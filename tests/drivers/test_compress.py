@@ -134,3 +134,32 @@ def test_two_ranks_give_the_serial_result(tmp_path):
     for name in a.data_vars:
         if name != "wall_time":  # everything but timings is bitwise equal
             np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_netcdf_variable_input(tmp_path):
+    field = np.fromfunction(lambda i, j, k: 1.0 / (1.0 + i + j + k), (8, 7, 6))
+    xr.Dataset({"density": (("x", "y", "z"), field)}).to_netcdf(
+        tmp_path / "in.nc", engine="h5netcdf"
+    )
+    out = tmp_path / "o.nc"
+    source = ["--set", f"input.source={tmp_path / 'in.nc'}"]
+    main(
+        [
+            *source,
+            "--set",
+            "input.variable=density",
+            "--set",
+            "cases.formats=['tt']",
+            "--set",
+            "cases.tolerances=[1e-6]",
+            "--set",
+            f"output.path={out}",
+        ]
+    )
+    ds = _open(out)
+    assert list(ds.attrs["input_shape"]) == [8, 7, 6]
+    assert ds["relative_error"].values[0] <= 1e-6
+    with pytest.raises(ValueError, match="has no dataset 'rho'; it has"):
+        main([*source, "--set", "input.variable=rho"])
+    with pytest.raises(ValueError, match="input.variable: name the dataset"):
+        main(source)
