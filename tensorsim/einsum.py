@@ -105,9 +105,13 @@ def einsum(subscripts: str, *operands: Array) -> Array:
     """
     xp = array_namespace(*operands)
     terms, out = _parse(subscripts, len(operands))
+    sizes: dict[str, int] = {}
     for t, op in zip(terms, operands, strict=True):
         if len(t) != op.ndim:
             raise ValueError(f"subscripts: {t!r} names {len(t)} axes of an operand with {op.ndim}")
+        for c, n in zip(t, op.shape, strict=True):
+            if sizes.setdefault(c, int(n)) != n:
+                raise ValueError(f"operands: index {c!r} has size {sizes[c]} and {n}")
     ops = list(zip(operands, terms, strict=True))
     if len(ops) == 1:
         a, sa = _sum_out(xp, ops[0][0], ops[0][1], set(out))
