@@ -1,0 +1,32 @@
+"""Tree tensor networks: topology (:class:`Tree`), data (:class:`TTN`), builders."""
+
+from tensorsim.ttn.build import product_state, random_ttn
+from tensorsim.ttn.network import (
+    TTN,
+    add,
+    inner,
+    local_expectations,
+    norm,
+    orthonormalize,
+    scale,
+    to_dense,
+    truncate,
+    validate,
+)
+from tensorsim.ttn.tree import Tree
+
+__all__ = [
+    "TTN",
+    "Tree",
+    "add",
+    "inner",
+    "local_expectations",
+    "norm",
+    "orthonormalize",
+    "product_state",
+    "random_ttn",
+    "scale",
+    "to_dense",
+    "truncate",
+    "validate",
+]
