@@ -1,1 +1,1 @@
-"""solvers package."""
+"""Solvers: algorithms that advance or fit a state (BUG integrators, ...)."""
