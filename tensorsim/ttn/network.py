@@ -137,7 +137,7 @@ def validate(ttn: TTN, *, orthonormal: bool = False, atol: float = 1e-10) -> Non
                     f"tensors[{node}]: mode {i + 1} has size {t.shape[i + 1]} but child "
                     f"{c} has parent rank {rc}"
                 )
-    if tree.n_nodes > 1 and tensors[tree.root].shape[0] != 1:
+    if tensors[tree.root].shape[0] != 1:
         raise ValueError(f"tensors[{tree.root}]: the root's mode 0 must have size 1")
     if orthonormal:
         xp = array_namespace(*tensors)
@@ -186,8 +186,6 @@ def to_dense(ttn: TTN, *, max_size: int = 2**26) -> Array:
     if total > max_size:
         raise ValueError(f"to_dense: {total} entries exceed max_size={max_size}")
     xp = array_namespace(*ttn.tensors)
-    if tree.n_nodes == 1:
-        return ttn.tensors[0][:, 0]
     values: dict[int, Array] = {}  # node -> (sites below ..., r_parent)
     for node in tree.postorder:
         t = ttn.tensors[node]
@@ -352,8 +350,7 @@ def truncate(ttn: TTN, trunc: Truncation) -> tuple[TTN, dict[int, float]]:
             visit(c)
             _move_weight_up(tensors, tree, c)
 
-    if tree.n_nodes > 1:
-        visit(tree.root)
+    visit(tree.root)
     return TTN(tree, tuple(tensors)), discarded
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,10 @@ class SumOfProducts:
                 raise TypeError(f"terms[{k}]: expected a mapping site -> matrix")
             mats = {}
             for site, m in factors.items():
-                if not (isinstance(site, int) and 0 <= site < len(self.dims)):
+                if isinstance(site, bool) or not isinstance(site, numbers.Integral):
+                    raise TypeError(f"terms[{k}]: site {site!r} is not an integer")
+                site = int(site)
+                if not 0 <= site < len(self.dims):
                     raise ValueError(
                         f"terms[{k}]: site {site!r} is not in 0..{len(self.dims) - 1}"
                     )

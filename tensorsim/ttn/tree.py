@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +41,12 @@ class Tree:
     def __post_init__(self) -> None:
         d = len(self.dims)
         n = len(self.children)
-        if d < 1:
-            raise ValueError("dims: a tree needs at least one site")
+        if d < 2:
+            raise ValueError(f"dims: a tree tensor network needs at least 2 sites, got {d}")
+        if n <= d:
+            raise ValueError(
+                f"children: {d} sites need at least one inner node, got {n} nodes in all"
+            )
         if any(not isinstance(k, int) or k < 1 for k in self.dims):
             raise ValueError(f"dims: expected positive integers, got {self.dims}")
         if any(self.children[s] for s in range(min(d, n))):
@@ -59,11 +64,9 @@ class Tree:
                 if c in seen:
                     raise ValueError(f"children: node {c} has two parents ({seen[c]} and {node})")
                 seen[c] = node
-        if n > d and len(seen) != n - 1:
+        if len(seen) != n - 1:
             orphans = sorted(set(range(n - 1)) - set(seen))
             raise ValueError(f"children: nodes {orphans} are not connected to the root")
-        if n == d and d != 1:
-            raise ValueError("children: a tree of several sites needs inner nodes")
 
     # ------------------------------------------------------------------ builders
 
@@ -89,8 +92,8 @@ class Tree:
         def collect(item: Any) -> None:
             if isinstance(item, bool):
                 raise TypeError(f"nested: expected site integers and tuples, got {item!r}")
-            if isinstance(item, int):
-                sites.append(item)
+            if isinstance(item, numbers.Integral):
+                sites.append(int(item))
             elif isinstance(item, tuple | list) and item:
                 for sub in item:
                     collect(sub)
@@ -109,14 +112,12 @@ class Tree:
         children: list[tuple[int, ...]] = [()] * d
 
         def build(item: Any) -> int:
-            if isinstance(item, int):
-                return item
+            if isinstance(item, numbers.Integral):
+                return int(item)
             kids = tuple(build(sub) for sub in item)
             children.append(kids)
             return len(children) - 1
 
-        if isinstance(nested, int):
-            return cls(((),), dims_t)
         build(nested)
         return cls(tuple(children), dims_t)
 
@@ -249,5 +250,5 @@ class Tree:
 
 
 def _check_sites(n_sites: int) -> None:
-    if isinstance(n_sites, bool) or not isinstance(n_sites, int) or n_sites < 1:
-        raise ValueError(f"n_sites: expected a positive integer, got {n_sites!r}")
+    if isinstance(n_sites, bool) or not isinstance(n_sites, int) or n_sites < 2:
+        raise ValueError(f"n_sites: expected an integer >= 2, got {n_sites!r}")
