@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tensorsim._array_api import Array
+from tensorsim._array_api import Array, array_namespace, device
 from tensorsim.linalg import expm_multiply, rk4_step
 from tensorsim.tensor_ops import mode_dot
 from tensorsim.ttn.environment import (
@@ -23,6 +23,10 @@ from tensorsim.ttn.environment import (
     apply_node,
     down_environments,
     edge_gauge,
+    mixed_down_environments,
+    mixed_up_environment,
+    project_leaf,
+    project_node,
     root_up_environment,
     up_environment,
 )
@@ -60,23 +64,33 @@ def register_integrator(name: str) -> Callable[[Callable], Callable]:
 
 @dataclass(frozen=True)
 class LinearTreeRHS:
-    """The right-hand side ``F(Y) = factor * H Y`` of a linear, autonomous problem.
+    """The right-hand side ``F(Y) = factor * H Y + G`` of an autonomous affine problem.
 
     Attributes
     ----------
     op
-        The operator ``H`` as a TTNO on the state's tree.
+        The operator ``H`` as a TTNO on the state's tree, or ``None`` (no linear part).
     factor
-        Scalar in front (``-1j`` for ``i dY/dt = H Y``; ``1`` for ``dY/dt = H Y``).
+        Scalar in front of ``H`` (``-1j`` for ``i dY/dt = H Y``; ``1`` for ``dY/dt = H Y``).
+    source
+        A constant source ``G`` as a TTN on the same tree, or ``None``. (With ``op=None``
+        this is the setting of the exactness property of BUG: ``F = (A(t1) - A(t0)) / h``.)
     """
 
-    op: TTNO
+    op: TTNO | None
     factor: complex = -1j
+    source: TTN | None = None
+
+    def __post_init__(self) -> None:
+        if self.op is None and self.source is None:
+            raise ValueError("rhs: give an operator, a source, or both")
+        if self.op is not None and self.source is not None and self.op.tree != self.source.tree:
+            raise ValueError("source: expected a TTN on the operator's tree")
 
     @property
     def hermitian(self) -> bool:
-        """Whether ``H`` is Hermitian (Lanczos substeps)."""
-        return self.op.hermitian
+        """Whether ``H`` is Hermitian (Lanczos substeps); False without an operator."""
+        return self.op is not None and self.op.hermitian
 
 
 @dataclass
@@ -108,29 +122,53 @@ class StepInfo:
 
 
 def local_flow(
-    apply: Callable[[Array], Array],
+    apply: Callable[[Array], Array] | None,
     x0: Array,
     h: float,
     rhs: LinearTreeRHS,
     *,
+    source: Array | None = None,
     substep: Substep = "krylov",
     tol: float = 1e-12,
     rk4_steps: int = 1,
 ) -> Array:
-    """Solve ``x' = factor * apply(x)`` over a time ``h`` from ``x0``.
+    """Solve ``x' = factor * apply(x) + source`` over a time ``h`` from ``x0``.
 
     ``"krylov"``: exact exponential by Lanczos/Arnoldi (:func:`tensorsim.expm_multiply`);
-    ``"rk4"``: ``rk4_steps`` classical Runge-Kutta steps.
+    with a source, of the augmented generator ``[[factor A, s], [0, 0]]`` acting on
+    ``(x, 1)``. ``"rk4"``: ``rk4_steps`` classical Runge-Kutta steps. Without an operator
+    (``apply=None``) the flow is ``x0 + h * source``, exactly.
     """
-    if substep == "krylov":
-        return expm_multiply(apply, x0, rhs.factor * h, tol=tol, hermitian=rhs.hermitian)
+    if substep not in ("krylov", "rk4"):
+        raise ValueError(f"substep: expected 'krylov' or 'rk4', got {substep!r}")
+    if apply is None:
+        return x0 + h * source
     if substep == "rk4":
         x = x0 + 0j * rhs.factor if isinstance(rhs.factor, complex) else x0
         dt = h / rk4_steps
+
+        def f(t: float, y: Array) -> Array:
+            dy = rhs.factor * apply(y)
+            return dy if source is None else dy + source
+
         for k in range(rk4_steps):
-            x = rk4_step(lambda t, y: rhs.factor * apply(y), k * dt, x, dt)
+            x = rk4_step(f, k * dt, x, dt)
         return x
-    raise ValueError(f"substep: expected 'krylov' or 'rk4', got {substep!r}")
+    if source is None:
+        return expm_multiply(apply, x0, rhs.factor * h, tol=tol, hermitian=rhs.hermitian)
+    xp = array_namespace(x0)
+    shape = x0.shape
+    size = math.prod(shape)
+    s = xp.reshape(source, (-1,)) / rhs.factor  # the generator is factor * [[A, s/factor]]
+
+    def augmented(v: Array) -> Array:
+        ax = xp.reshape(apply(xp.reshape(v[:size], shape)), (-1,)) + v[size] * s
+        return xp.concat([ax, xp.zeros(1, dtype=ax.dtype, device=device(ax))])
+
+    one = xp.ones(1, dtype=x0.dtype, device=device(x0))
+    v0 = xp.concat([xp.reshape(x0, (-1,)), one])
+    v1 = expm_multiply(augmented, v0, rhs.factor * h, tol=tol)
+    return xp.reshape(v1[:size], shape)
 
 
 class LocalProblems:
@@ -140,32 +178,47 @@ class LocalProblems:
     reads): down environments ``down[node]``; for every non-root node the gauge of its
     parent edge ``q[node]`` (the parent's tensor orthonormal in this node's mode) and
     ``r[node]``; the initial values ``x[node]`` of the local problems (``U R^T`` for a
-    leaf, ``C ×_0 R^T`` for an inner node, ``C`` at the root); and the up environments
-    ``up[node]``.
+    leaf, ``C ×_0 R^T`` for an inner node, ``C`` at the root); the up environments
+    ``up[node]``; and, with a source ``G``, the mixed environments ``mdown``/``mup`` of
+    ``Y0`` against ``G``.
     """
 
     def __init__(self, state: TTN, rhs: LinearTreeRHS) -> None:
         tree = state.tree
         self.state = state
         self.rhs = rhs
-        self.down = down_environments(state, rhs.op)
+        op, src = rhs.op, rhs.source
         n = tree.n_nodes
+        self.down = down_environments(state, op) if op is not None else [None] * n
+        self.mdown = mixed_down_environments(state, src) if src is not None else [None] * n
         self.x: list[Array] = [None] * n  # type: ignore[list-item]
-        self.up: list[Array] = [None] * n  # type: ignore[list-item]
+        self.up: list[Array | None] = [None] * n
+        self.mup: list[Array | None] = [None] * n
         self.q: list[Array | None] = [None] * n
         self.r: list[Array | None] = [None] * n
         root = tree.root
+        xp = array_namespace(*state.tensors)
         self.x[root] = state.tensors[root]
-        self.up[root] = root_up_environment(rhs.op, state.tensors[root])
+        if op is not None:
+            self.up[root] = root_up_environment(op, state.tensors[root])
+        if src is not None:
+            like = state.tensors[root]
+            self.mup[root] = xp.ones((1, 1), dtype=like.dtype, device=device(like))
         for node in tree.preorder:
             if tree.is_leaf(node):
                 continue
             kids = tree.children[node]
-            child_down = [self.down[c] for c in kids]
             for i, c in enumerate(kids, start=1):
                 q, r = edge_gauge(self.x[node], i)
                 self.q[c], self.r[c] = q, r
-                self.up[c] = up_environment(q, rhs.op.tensors[node], self.up[node], child_down, i)
+                if op is not None:
+                    down = [self.down[k] for k in kids]
+                    self.up[c] = up_environment(q, op.tensors[node], self.up[node], down, i)
+                if src is not None:
+                    mdown = [self.mdown[k] for k in kids]
+                    self.mup[c] = mixed_up_environment(
+                        q, self.mup[node], mdown, src.tensors[node], i
+                    )
                 t = state.tensors[c]
                 self.x[c] = t @ r.mT if tree.is_leaf(c) else mode_dot(t, r, 0)
 
@@ -175,10 +228,45 @@ class LocalProblems:
         w = self.rhs.op.tensors[node]
         if tree.is_leaf(node):
             return apply_leaf(x, w, self.up[node])
-        envs = (
-            child_envs if child_envs is not None else [self.down[c] for c in tree.children[node]]
+        if child_envs is None:
+            child_envs = [self.down[c] for c in tree.children[node]]
+        return apply_node(x, w, self.up[node], child_envs)
+
+    def source(self, node: int, child_envs: list[Array] | None = None) -> Array | None:
+        """The source projected on the problem of ``node`` (None without a source).
+
+        ``child_envs``: mixed environments of the children's (new) bases against the
+        source's; the old ones by default.
+        """
+        src = self.rhs.source
+        if src is None:
+            return None
+        tree = self.state.tree
+        if tree.is_leaf(node):
+            return project_leaf(src.tensors[node], self.mup[node])
+        if child_envs is None:
+            child_envs = [self.mdown[c] for c in tree.children[node]]
+        return project_node(src.tensors[node], self.mup[node], child_envs)
+
+    def flow(
+        self,
+        node: int,
+        x0: Array,
+        h: float,
+        substep: Substep,
+        child_envs: list[Array] | None = None,
+        child_mixed: list[Array] | None = None,
+    ) -> Array:
+        """The local flow of ``node`` from ``x0`` (operator and source restricted alike)."""
+        apply = None
+        if self.rhs.op is not None:
+
+            def apply(x: Array) -> Array:
+                return self.apply(node, x, child_envs)
+
+        return local_flow(
+            apply, x0, h, self.rhs, source=self.source(node, child_mixed), substep=substep
         )
-        return apply_node(x, w, self.up[node], envs)
 
 
 def timer() -> Callable[[], float]:

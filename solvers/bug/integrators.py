@@ -24,7 +24,6 @@ from solvers.bug.common import (
     LocalProblems,
     StepInfo,
     Substep,
-    local_flow,
     register_integrator,
     timer,
 )
@@ -32,7 +31,11 @@ from tensorsim._array_api import Array, array_namespace, device, to_float
 from tensorsim.linalg import Truncation, augment_basis
 from tensorsim.parallel import Executor, SerialComm
 from tensorsim.tensor_ops import mode_dot
-from tensorsim.ttn.environment import leaf_environment, node_environment
+from tensorsim.ttn.environment import (
+    leaf_environment,
+    mixed_node_environment,
+    node_environment,
+)
 from tensorsim.ttn.network import TTN, truncate
 
 __all__ = ["augmented_bug_step", "bug_step", "parallel_bug_step"]
@@ -72,26 +75,14 @@ def _cost(x: Array) -> float:
 
 
 def _local_flows(
-    lp: LocalProblems,
-    nodes: list[int],
-    h: float,
-    rhs: LinearTreeRHS,
-    executor: Executor,
-    substep: Substep,
-    child_envs: dict[int, list[Array]] | None = None,
-    initial: dict[int, Array] | None = None,
+    lp: LocalProblems, nodes: list[int], h: float, executor: Executor, substep: Substep
 ) -> dict[int, Array]:
-    """Run the independent local flows of ``nodes`` through the executor."""
-    child_envs = child_envs or {}
-    initial = initial or {}
+    """Run the independent local flows of ``nodes`` (old bases) through the executor."""
 
     def task(node: int) -> Array:
-        x0 = initial.get(node, lp.x[node])
-        return local_flow(
-            lambda x: lp.apply(node, x, child_envs.get(node)), x0, h, rhs, substep=substep
-        )
+        return lp.flow(node, lp.x[node], h, substep)
 
-    costs = [_cost(initial.get(n, lp.x[n])) for n in nodes]
+    costs = [_cost(lp.x[n]) for n in nodes]
     return dict(zip(nodes, executor.map(task, nodes, costs=costs), strict=True))
 
 
@@ -102,7 +93,8 @@ class _Augmented:
         self.lp = lp
         n = lp.state.tree.n_nodes
         self.tensor: list[Array] = [None] * n  # type: ignore[list-item]
-        self.down: list[Array] = [None] * n  # type: ignore[list-item]
+        self.down: list[Array | None] = [None] * n
+        self.mixed: list[Array | None] = [None] * n
         self.block: list[Array] = [None] * n  # type: ignore[list-item]
 
     def sizes(self, node: int) -> tuple[int, ...]:
@@ -126,18 +118,39 @@ class _Augmented:
         self, node: int, tensor: Array, new: Array, r_old: int, matrix: Array | None = None
     ) -> None:
         xp = array_namespace(tensor)
-        tree = self.lp.state.tree
-        w_op = self.lp.rhs.op.tensors[node]
         self.tensor[node] = tensor
-        if tree.is_leaf(node):
-            self.down[node] = leaf_environment(tensor, w_op, tensor)
-            basis = tensor
-        else:
-            kids = [self.down[c] for c in tree.children[node]]
-            self.down[node] = node_environment(tensor, w_op, kids, tensor)
-            basis = matrix
+        self.down[node], self.mixed[node] = _environments(self.lp, node, tensor, self)
+        basis = tensor if self.lp.state.tree.is_leaf(node) else matrix
         # the new directions' share of the updated value (the K-based off-diagonal block)
         self.block[node] = xp.conj(basis[:, r_old:]).mT @ new
+
+    def child_envs(self, node: int) -> tuple[list[Array], list[Array]]:
+        """Operator and source environments of the augmented children of ``node``."""
+        kids = self.lp.state.tree.children[node]
+        return [self.down[c] for c in kids], [self.mixed[c] for c in kids]
+
+
+def _environments(lp: LocalProblems, node: int, tensor: Array, below: Any) -> tuple[Any, Any]:
+    """Operator and source environments of a new basis tensor at ``node``.
+
+    ``below`` holds the environments of the (new) children in ``down`` and ``mixed``.
+    """
+    tree = lp.state.tree
+    op, src = lp.rhs.op, lp.rhs.source
+    down = mixed = None
+    if tree.is_leaf(node):
+        if op is not None:
+            down = leaf_environment(tensor, op.tensors[node], tensor)
+        if src is not None:
+            xp = array_namespace(tensor)
+            mixed = xp.conj(tensor).mT @ src.tensors[node]
+        return down, mixed
+    kids = tree.children[node]
+    if op is not None:
+        down = node_environment(tensor, op.tensors[node], [below.down[c] for c in kids], tensor)
+    if src is not None:
+        mixed = mixed_node_environment(tensor, [below.mixed[c] for c in kids], src.tensors[node])
+    return down, mixed
 
 
 def _parent_size(tree: Any, node: int, tensor: Array) -> int:
@@ -208,7 +221,7 @@ def augmented_bug_step(
     serial = clock()
     clock = timer()
     leaves = [n for n in tree.postorder if tree.is_leaf(n)]
-    flows = _local_flows(lp, leaves, h, rhs, executor, substep)
+    flows = _local_flows(lp, leaves, h, executor, substep)
     info.wall_parallel = clock()
     clock = timer()
     aug = _Augmented(lp)
@@ -219,8 +232,8 @@ def augmented_bug_step(
             continue
         x = lp.x[node]
         c0 = _pad(x, (x.shape[0], *aug.sizes(node)))
-        envs = [aug.down[c] for c in tree.children[node]]
-        c1 = local_flow(lambda y, n=node, e=envs: lp.apply(n, y, e), c0, h, rhs, substep=substep)
+        envs, mixed = aug.child_envs(node)
+        c1 = lp.flow(node, c0, h, substep, envs, mixed)
         if node == tree.root:
             root_tensor = c1
         else:
@@ -259,39 +272,37 @@ def bug_step(
     serial = clock()
     clock = timer()
     leaves = [n for n in tree.postorder if tree.is_leaf(n)]
-    flows = _local_flows(lp, leaves, h, rhs, executor, substep)
+    flows = _local_flows(lp, leaves, h, executor, substep)
     info.wall_parallel = clock()
     clock = timer()
-    new: list[Array] = [None] * tree.n_nodes  # type: ignore[list-item]
-    down: list[Array] = [None] * tree.n_nodes  # type: ignore[list-item]
+    new = _Augmented(lp)  # holds the new (not augmented) bases and their environments
     overlap: list[Array] = [None] * tree.n_nodes  # type: ignore[list-item]  # new^H old
     root_tensor = None
     for node in tree.postorder:
-        w_op = rhs.op.tensors[node]
         old = state.tensors[node]
         if tree.is_leaf(node):
             u1, _ = xp.linalg.qr(flows[node])
-            new[node] = u1
-            down[node] = leaf_environment(u1, w_op, u1)
+            new.tensor[node] = u1
+            new.down[node], new.mixed[node] = _environments(lp, node, u1, new)
             overlap[node] = xp.conj(u1).mT @ old
             continue
         kids = tree.children[node]
         c0 = lp.x[node]
+        old_in_new = old
         for i, c in enumerate(kids, start=1):
             c0 = mode_dot(c0, overlap[c], i)
-        envs = [down[c] for c in kids]
-        c1 = local_flow(lambda y, n=node, e=envs: lp.apply(n, y, e), c0, h, rhs, substep=substep)
+            old_in_new = mode_dot(old_in_new, overlap[c], i)
+        envs, mixed = new.child_envs(node)
+        c1 = lp.flow(node, c0, h, substep, envs, mixed)
         if node == tree.root:
             root_tensor = c1
             continue
         q, _ = xp.linalg.qr(_mat0(c1))
-        new[node] = _ten0(q, tuple(c1.shape[1:]))
-        down[node] = node_environment(new[node], w_op, [down[c] for c in kids], new[node])
-        old_in_new = old
-        for i, c in enumerate(kids, start=1):
-            old_in_new = mode_dot(old_in_new, overlap[c], i)
+        tensor = _ten0(q, tuple(c1.shape[1:]))
+        new.tensor[node] = tensor
+        new.down[node], new.mixed[node] = _environments(lp, node, tensor, new)
         overlap[node] = xp.conj(q).mT @ _mat0(old_in_new)
-    tensors = [new[n] if n != tree.root else root_tensor for n in range(tree.n_nodes)]
+    tensors = [new.tensor[n] if n != tree.root else root_tensor for n in range(tree.n_nodes)]
     y = TTN(tree, tuple(tensors))
     info.ranks = y.ranks()
     info.wall_serial = serial + clock()
@@ -360,7 +371,7 @@ def parallel_bug_step(
         raise ValueError(f"offdiag: expected 'krylov' or 'euler', got {offdiag!r}")
     if rejection not in ("none", "paper", "norm"):
         raise ValueError(f"rejection: expected 'none', 'paper' or 'norm', got {rejection!r}")
-    conserving = rhs.hermitian and complex(rhs.factor).real == 0.0
+    conserving = rhs.hermitian and complex(rhs.factor).real == 0.0 and rhs.source is None
     executor = executor or _serial_executor()
     info = StepInfo()
     current = state
@@ -403,7 +414,7 @@ def _parallel_attempt(
     lp = LocalProblems(state, rhs)
     serial = clock()
     clock = timer()
-    flows = _local_flows(lp, list(tree.postorder), h, rhs, executor, substep)
+    flows = _local_flows(lp, list(tree.postorder), h, executor, substep)
     info.wall_parallel += clock()
     clock = timer()
     aug = _Augmented(lp)
@@ -439,6 +450,20 @@ def _parallel_attempt(
     embedded = _network(lp, aug, _pad(root, (1, *aug.sizes(tree.root))))
     info.wall_serial += serial + clock()
     return y, embedded, eta, state.ranks()
+
+
+def _projected_rhs(lp: LocalProblems, aug: _Augmented, node: int, old_sizes: tuple) -> Array:
+    """``F(Y0)`` at ``node`` projected on the augmented child bases (bra) from the old ones."""
+    kids = lp.state.tree.children[node]
+    x = lp.x[node]
+    f0 = None
+    if lp.rhs.op is not None:
+        rect = [aug.down[c][:, :, :s] for c, s in zip(kids, old_sizes, strict=True)]
+        f0 = lp.rhs.factor * lp.apply(node, x, rect)
+    if lp.rhs.source is not None:
+        s = lp.source(node, [aug.mixed[c] for c in kids])
+        f0 = s if f0 is None else f0 + s
+    return f0
 
 
 def _root_norm(y: TTN) -> float:

@@ -38,7 +38,12 @@ __all__ = [
     "down_environments",
     "edge_gauge",
     "leaf_environment",
+    "mixed_down_environments",
+    "mixed_node_environment",
+    "mixed_up_environment",
     "node_environment",
+    "project_leaf",
+    "project_node",
     "root_up_environment",
     "up_environment",
 ]
@@ -161,3 +166,72 @@ def apply_node(x: Array, w: Array, up: Array, child_envs: Sequence[Array]) -> Ar
 def apply_leaf(x: Array, w: Array, up: Array) -> Array:
     """The operator restricted to a leaf, applied to ``x`` of shape ``(n, r)``."""
     return einsum("xij,xab,jb->ia", w, up, x)
+
+
+# ------------------------------------------------------------------ projections of a TTN
+#
+# For a source term F(Y) = G given as a TTN on the same tree, the local problems need G
+# projected onto the bases of Y: the same recursion as for an operator, with the operator
+# replaced by the identity ("mixed" environments between the bases of Y and those of G).
+
+
+@functools.lru_cache(maxsize=64)
+def _mixed_node_subscripts(m: int) -> str:
+    bra, ket = _BRA[: m + 1], _KET[: m + 1]
+    envs = ",".join(bra[c + 1] + ket[c + 1] for c in range(m))
+    return f"{bra},{envs},{ket}->{bra[0]}{ket[0]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _mixed_up_subscripts(m: int, pos: int) -> str:
+    bra, ket = _BRA[: m + 1], _KET[: m + 1]
+    envs = [bra[0] + ket[0]] + [bra[c] + ket[c] for c in range(1, m + 1) if c != pos]
+    return f"{bra},{','.join(envs)},{ket}->{bra[pos]}{ket[pos]}"
+
+
+@functools.lru_cache(maxsize=64)
+def _project_node_subscripts(m: int) -> str:
+    out, ket = _BRA[: m + 1], _KET[: m + 1]
+    envs = ",".join(out[c] + ket[c] for c in range(m + 1))
+    return f"{envs},{ket}->{out}"
+
+
+def mixed_down_environments(state: TTN, other: TTN) -> list[Array]:
+    """``M[node] = Y_node^H G_node``: the subtree bases of ``state`` against those of ``other``."""
+    tree = state.tree
+    xp = array_namespace(*state.tensors, *other.tensors)
+    envs: list[Array] = [None] * tree.n_nodes  # type: ignore[list-item]
+    for node in tree.postorder:
+        a, b = state.tensors[node], other.tensors[node]
+        if tree.is_leaf(node):
+            envs[node] = xp.conj(a).mT @ b
+        else:
+            kids = [envs[c] for c in tree.children[node]]
+            envs[node] = mixed_node_environment(a, kids, b)
+    return envs
+
+
+def mixed_node_environment(bra: Array, child_envs: Sequence[Array], ket: Array) -> Array:
+    """``conj(bra)[a, i..] M_c[i_c, j_c].. ket[b, j..] -> [a, b]``."""
+    xp = array_namespace(bra, ket)
+    return einsum(_mixed_node_subscripts(len(child_envs)), xp.conj(bra), *child_envs, ket)
+
+
+def mixed_up_environment(
+    q_tensor: Array, parent_up: Array, sibling_envs: Sequence[Array | None], ket: Array, pos: int
+) -> Array:
+    """Complement of the child in mode ``pos``: ``(r_bra, r_ket)`` (cf. :func:`up_environment`)."""
+    xp = array_namespace(q_tensor, ket)
+    m = q_tensor.ndim - 1
+    envs = [parent_up] + [e for c, e in enumerate(sibling_envs, start=1) if c != pos]
+    return einsum(_mixed_up_subscripts(m, pos), xp.conj(q_tensor), *envs, ket)
+
+
+def project_leaf(ket: Array, up: Array) -> Array:
+    """Another network's leaf projected on a leaf problem: ``G_l up^T`` (shape ``(n, r)``)."""
+    return ket @ up.mT
+
+
+def project_node(ket: Array, up: Array, child_envs: Sequence[Array]) -> Array:
+    """Another network's node tensor projected on a node problem of the state's bases."""
+    return einsum(_project_node_subscripts(len(child_envs)), up, *child_envs, ket)

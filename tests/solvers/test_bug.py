@@ -18,7 +18,9 @@ from tensorsim import Truncation
 from tensorsim.ttn import (
     TTN,
     Tree,
+    add,
     local_expectations,
+    orthonormalize,
     product_state,
     random_ttn,
     scale,
@@ -168,6 +170,73 @@ def test_star_tree_is_the_tucker_case(rng):
 
 
 # ------------------------------------------------------------------ exactness and invariants
+
+
+def _rotating_network(tree, rank, rng):
+    """A(t): a TTN of fixed ranks whose leaf bases and connecting tensors rotate (spec 4.4)."""
+    a0 = random_ttn(tree, rank, rng=rng, dtype=np.complex128)
+    a0 = scale(a0, 1.0 / a0.norm())
+    gens = []
+    for t in a0.tensors:
+        k = t.shape[0]
+        w = rng.standard_normal((k, k)) + 1j * rng.standard_normal((k, k))
+        gens.append(w - w.conj().T)  # anti-Hermitian: exp(t w) is unitary
+    drift = rng.standard_normal(a0.tensors[tree.root].shape) * 0.3
+
+    def at(t):
+        tensors = []
+        for node, c in enumerate(a0.tensors):
+            u = scipy.linalg.expm(t * gens[node])
+            if tree.is_leaf(node):
+                tensors.append(u @ c)
+            elif node == tree.root:
+                tensors.append(c + t * drift)
+            else:
+                tensors.append(np.tensordot(u, c, axes=([1], [0])))
+        return TTN(tree, tuple(tensors))
+
+    return at
+
+
+@pytest.mark.parametrize("name", ["bug", "augmented_bug"])
+@pytest.mark.parametrize("nested", [((0, 1), (2, 3)), (((0, 1), 2), 3), (0, 1, 2)])
+def test_exactness_for_increments(rng, name, nested):
+    """F = (A(t1) - A(t0)) / h with A(t) of fixed ranks: BUG reproduces A (arXiv 2010.02022,
+    2201.10291; spec 4.4). The parallel BUG is not exact here."""
+    tree = Tree.from_nested(nested, 4)
+    at = _rotating_network(tree, 2, rng)
+    h = 0.1
+    y = orthonormalize(at(0.0))
+    for k in range(10):
+        increment = add(at((k + 1) * h), scale(at(k * h), -1.0))
+        rhs = LinearTreeRHS(None, factor=1.0, source=scale(increment, 1.0 / h))
+        y, _ = INTEGRATORS[name](y, k * h, h, rhs=rhs, trunc=Truncation(atol=1e-12))
+        err = np.linalg.norm(y.to_dense() - at((k + 1) * h).to_dense())
+        assert err < 1e-10, (k, err)
+    assert max(y.ranks().values()) <= 2 * 2
+
+
+def test_affine_local_flow_matches_dense_exponential(rng):
+    from solvers.bug.common import local_flow
+
+    a = rng.standard_normal((6, 6)) + 1j * rng.standard_normal((6, 6))
+    x0 = rng.standard_normal((3, 2)) + 0j
+    s = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    tree = Tree.star(2, [6, 1])
+    dummy = to_ttno(SumOfProducts([(1.0, {0: a})], [6, 1]), tree)
+    rhs = LinearTreeRHS(dummy, factor=-0.7j)
+
+    def apply(x):
+        return (a[:6, :6] @ x.reshape(-1)).reshape(x.shape)
+
+    gen = np.zeros((7, 7), dtype=complex)
+    gen[:6, :6] = -0.7j * a
+    gen[:6, 6] = s.reshape(-1)
+    ref = (scipy.linalg.expm(0.3 * gen) @ np.append(x0.reshape(-1), 1.0))[:6].reshape(3, 2)
+    out = local_flow(apply, x0, 0.3, rhs, source=s)
+    np.testing.assert_allclose(out, ref, atol=1e-11)
+    rk = local_flow(apply, x0, 0.3, rhs, source=s, substep="rk4", rk4_steps=200)
+    np.testing.assert_allclose(rk, ref, atol=1e-8)
 
 
 def test_invariants_of_the_augmented_step(rng):
