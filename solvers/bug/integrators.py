@@ -429,18 +429,15 @@ def _parallel_attempt(
         sizes = aug.sizes(node)
         old_sizes = tuple(x.shape[1:])
         c_hat = _pad(flows[node], (x.shape[0], *sizes))
-        # F(Y0) projected on the augmented bases (bra) from the old ones (ket)
-        g = lp.apply(
-            node, x, [aug.down[c][:, :, :s] for c, s in zip(kids, old_sizes, strict=True)]
-        )
+        f0 = _projected_rhs(lp, aug, node, old_sizes)
         for i, c in enumerate(kids, start=1):
             index = [slice(None)] + [slice(0, s) for s in old_sizes]
             index[i] = slice(old_sizes[i - 1], sizes[i - 1])
             if offdiag == "krylov":
                 c_hat[tuple(index)] = mode_dot(lp.q[c], aug.block[c], i)
             else:
-                c_hat[tuple(index)] = (rhs.factor * h) * g[tuple(index)]
-        eta = max(eta, abs(rhs.factor) * h * _norm_two_new(xp, g, old_sizes))
+                c_hat[tuple(index)] = h * f0[tuple(index)]
+        eta = max(eta, h * _norm_two_new(xp, f0, old_sizes))
         if node == tree.root:
             root_tensor = c_hat
         else:
