@@ -23,7 +23,13 @@ logger = logging.getLogger(__name__)
 def _path(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
     import opt_einsum
 
-    path, _ = opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize="auto")
+    # Memory limit: no intermediate above 16 times the largest operand. Without one, the
+    # flop-optimal path can build huge intermediates (operator bonds times four state
+    # bonds in tree-network environments); "max_input" alone forces slow orders.
+    limit = 16 * max(math.prod(s) for s in shapes)
+    path, _ = opt_einsum.contract_path(
+        subscripts, *shapes, shapes=True, optimize="auto", memory_limit=limit
+    )
     return tuple(tuple(p) for p in path)
 
 
@@ -117,11 +123,16 @@ def einsum(subscripts: str, *operands: Array) -> Array:
         a, sa = _sum_out(xp, ops[0][0], ops[0][1], set(out))
     else:
         path = _path(subscripts, tuple(tuple(int(s) for s in op.shape) for op in operands))
-        for i, j in path:
-            (a, sa), (b, sb) = ops[i], ops[j]
-            rest = [ops[k] for k in range(len(ops)) if k not in (i, j)]
-            keep = set(out).union(*(set(s) for _, s in rest))
-            ops = [*rest, _pair(xp, a, sa, b, sb, keep)]
+        for group in path:
+            # a step may join more than two operands (memory limit); do it pairwise
+            members = [ops[k] for k in group]
+            rest = [ops[k] for k in range(len(ops)) if k not in group]
+            outer = set(out).union(*(set(s) for _, s in rest))
+            a, sa = members[0]
+            for k, (b, sb) in enumerate(members[1:], start=2):
+                keep = outer.union(*(set(s) for _, s in members[k:]))
+                a, sa = _pair(xp, a, sa, b, sb, keep)
+            ops = [*rest, (a, sa)]
         a, sa = ops[0]
         a, sa = _sum_out(xp, a, sa, set(out))
     if sorted(sa) != sorted(out):

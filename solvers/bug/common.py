@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from tensorsim._array_api import Array, array_namespace, device
 from tensorsim.linalg import expm_multiply, rk4_step
@@ -21,10 +21,11 @@ from tensorsim.tensor_ops import mode_dot
 from tensorsim.ttn.environment import (
     apply_leaf,
     apply_node,
-    down_environments,
     edge_gauge,
-    mixed_down_environments,
+    leaf_environment,
+    mixed_node_environment,
     mixed_up_environment,
+    node_environment,
     project_leaf,
     project_node,
     root_up_environment,
@@ -32,6 +33,7 @@ from tensorsim.ttn.environment import (
 )
 from tensorsim.ttn.network import TTN
 from tensorsim.ttn.operator import TTNO
+from tensorsim.ttn.tree import Tree
 
 __all__ = [
     "INTEGRATORS",
@@ -40,6 +42,7 @@ __all__ = [
     "StepInfo",
     "local_flow",
     "register_integrator",
+    "tree_levels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -183,44 +186,75 @@ class LocalProblems:
     ``Y0`` against ``G``.
     """
 
-    def __init__(self, state: TTN, rhs: LinearTreeRHS) -> None:
+    def __init__(self, state: TTN, rhs: LinearTreeRHS, executor: Any = None) -> None:
         tree = state.tree
         self.state = state
         self.rhs = rhs
         op, src = rhs.op, rhs.source
         n = tree.n_nodes
-        self.down = down_environments(state, op) if op is not None else [None] * n
-        self.mdown = mixed_down_environments(state, src) if src is not None else [None] * n
+        self.down: list[Array | None] = [None] * n
+        self.mdown: list[Array | None] = [None] * n
         self.x: list[Array] = [None] * n  # type: ignore[list-item]
         self.up: list[Array | None] = [None] * n
         self.mup: list[Array | None] = [None] * n
         self.q: list[Array | None] = [None] * n
         self.r: list[Array | None] = [None] * n
         root = tree.root
-        xp = array_namespace(*state.tensors)
-        self.x[root] = state.tensors[root]
+        like = state.tensors[root]
+        xp = array_namespace(like)
+        self.x[root] = like
         if op is not None:
-            self.up[root] = root_up_environment(op, state.tensors[root])
+            self.up[root] = root_up_environment(op, like)
         if src is not None:
-            like = state.tensors[root]
             self.mup[root] = xp.ones((1, 1), dtype=like.dtype, device=device(like))
-        for node in tree.preorder:
-            if tree.is_leaf(node):
-                continue
-            kids = tree.children[node]
-            for i, c in enumerate(kids, start=1):
-                q, r = edge_gauge(self.x[node], i)
-                self.q[c], self.r[c] = q, r
-                if op is not None:
-                    down = [self.down[k] for k in kids]
-                    self.up[c] = up_environment(q, op.tensors[node], self.up[node], down, i)
-                if src is not None:
-                    mdown = [self.mdown[k] for k in kids]
-                    self.mup[c] = mixed_up_environment(
-                        q, self.mup[node], mdown, src.tensors[node], i
-                    )
-                t = state.tensors[c]
-                self.x[c] = t @ r.mT if tree.is_leaf(c) else mode_dot(t, r, 0)
+        # down environments, leaves to root, a level at a time (independent within a level)
+        for level in tree_levels(tree):
+            results = _map(executor, self._down_task, level)
+            for node, (down, mdown) in zip(level, results, strict=True):
+                self.down[node], self.mdown[node] = down, mdown
+        # gauges, initial values and up environments, root to leaves
+        for level in reversed(tree_levels(tree)[1:]):
+            results = _map(executor, self._up_task, level)
+            for node, per_child in zip(level, results, strict=True):
+                for c, (q, r, x, up, mup) in zip(tree.children[node], per_child, strict=True):
+                    self.q[c], self.r[c], self.x[c], self.up[c], self.mup[c] = q, r, x, up, mup
+
+    def _down_task(self, node: int) -> tuple[Array | None, Array | None]:
+        tree, t = self.state.tree, self.state.tensors[node]
+        op, src = self.rhs.op, self.rhs.source
+        down = mdown = None
+        if tree.is_leaf(node):
+            if op is not None:
+                down = leaf_environment(t, op.tensors[node], t)
+            if src is not None:
+                mdown = array_namespace(t).conj(t).mT @ src.tensors[node]
+            return down, mdown
+        kids = tree.children[node]
+        if op is not None:
+            down = node_environment(t, op.tensors[node], [self.down[c] for c in kids], t)
+        if src is not None:
+            mdown = mixed_node_environment(t, [self.mdown[c] for c in kids], src.tensors[node])
+        return down, mdown
+
+    def _up_task(self, node: int) -> list[tuple]:
+        """Gauge, initial value and up environments of every child of ``node``."""
+        tree = self.state.tree
+        op, src = self.rhs.op, self.rhs.source
+        kids = tree.children[node]
+        out = []
+        for i, c in enumerate(kids, start=1):
+            q, r = edge_gauge(self.x[node], i)
+            up = mup = None
+            if op is not None:
+                down = [self.down[k] for k in kids]
+                up = up_environment(q, op.tensors[node], self.up[node], down, i)
+            if src is not None:
+                mdown = [self.mdown[k] for k in kids]
+                mup = mixed_up_environment(q, self.mup[node], mdown, src.tensors[node], i)
+            t = self.state.tensors[c]
+            x = t @ r.mT if tree.is_leaf(c) else mode_dot(t, r, 0)
+            out.append((q, r, x, up, mup))
+        return out
 
     def apply(self, node: int, x: Array, child_envs: list[Array] | None = None) -> Array:
         """The operator restricted to ``node`` (old child environments by default)."""
@@ -267,6 +301,29 @@ class LocalProblems:
         return local_flow(
             apply, x0, h, self.rhs, source=self.source(node, child_mixed), substep=substep
         )
+
+
+def tree_levels(tree: Tree) -> list[list[int]]:
+    """Nodes grouped by height: the leaves first, the root last.
+
+    Nodes of one level never depend on each other in a leaves-to-root sweep (nor, taken in
+    reverse order, in a root-to-leaves sweep over their children), so each level is one
+    batch of independent tasks.
+    """
+    height = [0] * tree.n_nodes
+    for node in tree.postorder:
+        if not tree.is_leaf(node):
+            height[node] = 1 + max(height[c] for c in tree.children[node])
+    levels: list[list[int]] = [[] for _ in range(height[tree.root] + 1)]
+    for node in tree.postorder:
+        levels[height[node]].append(node)
+    return levels
+
+
+def _map(executor: Any, func: Callable[[int], Any], nodes: list[int]) -> list[Any]:
+    if executor is None or len(nodes) == 1:
+        return [func(n) for n in nodes]
+    return executor.map(func, nodes)
 
 
 def timer() -> Callable[[], float]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from solvers.bug.common import (
@@ -26,6 +28,7 @@ from solvers.bug.common import (
     Substep,
     register_integrator,
     timer,
+    tree_levels,
 )
 from tensorsim._array_api import Array, array_namespace, device, to_float
 from tensorsim.linalg import Truncation, augment_basis
@@ -36,7 +39,7 @@ from tensorsim.ttn.environment import (
     mixed_node_environment,
     node_environment,
 )
-from tensorsim.ttn.network import TTN, truncate
+from tensorsim.ttn.network import TTN, orthonormalize, truncate
 
 __all__ = ["augmented_bug_step", "bug_step", "parallel_bug_step"]
 
@@ -74,67 +77,53 @@ def _cost(x: Array) -> float:
     return float(math.prod(x.shape)) * float(sum(x.shape))
 
 
-def _local_flows(
-    lp: LocalProblems, nodes: list[int], h: float, executor: Executor, substep: Substep
-) -> dict[int, Array]:
-    """Run the independent local flows of ``nodes`` (old bases) through the executor."""
+@dataclass
+class _Basis:
+    """A new (or augmented) orthonormal basis of one subtree and what the parent needs.
 
-    def task(node: int) -> Array:
-        return lp.flow(node, lp.x[node], h, substep)
+    ``tensor`` is the leaf basis or the subtree's top tensor; ``down``/``mixed`` are its
+    operator and source environments; ``block`` is the new directions' share of the local
+    update (K-based off-diagonal block of the parallel BUG); ``overlap`` is ``new^H old``
+    (fixed-rank BUG).
+    """
 
-    costs = [_cost(lp.x[n]) for n in nodes]
-    return dict(zip(nodes, executor.map(task, nodes, costs=costs), strict=True))
+    tensor: Array
+    down: Array | None = None
+    mixed: Array | None = None
+    block: Array | None = None
+    overlap: Array | None = None
 
 
-class _Augmented:
-    """Augmented bases of the subtrees, built leaves to root (old columns first)."""
+class _Bases:
+    """The new bases of all subtrees, filled leaves to root (replicated on every rank)."""
 
     def __init__(self, lp: LocalProblems) -> None:
         self.lp = lp
-        n = lp.state.tree.n_nodes
-        self.tensor: list[Array] = [None] * n  # type: ignore[list-item]
-        self.down: list[Array | None] = [None] * n
-        self.mixed: list[Array | None] = [None] * n
-        self.block: list[Array] = [None] * n  # type: ignore[list-item]
+        self.items: list[_Basis | None] = [None] * lp.state.tree.n_nodes
 
     def sizes(self, node: int) -> tuple[int, ...]:
         tree = self.lp.state.tree
-        return tuple(_parent_size(tree, c, self.tensor[c]) for c in tree.children[node])
-
-    def leaf(self, node: int, k1: Array) -> None:
-        """Augment a leaf basis with the K-step result ``k1``."""
-        old = self.lp.state.tensors[node]
-        u_hat = augment_basis(old, k1)
-        self._store(node, u_hat, k1, old.shape[1])
-
-    def subtree(self, node: int, c1: Array) -> None:
-        """Augment the basis of the subtree at ``node`` with its updated tensor ``c1``."""
-        start = self.lp.state.tensors[node]
-        old = _pad(start, (start.shape[0], *self.sizes(node)))
-        w = augment_basis(_mat0(old), _mat0(c1))
-        self._store(node, _ten0(w, tuple(c1.shape[1:])), _mat0(c1), old.shape[0], matrix=w)
-
-    def _store(
-        self, node: int, tensor: Array, new: Array, r_old: int, matrix: Array | None = None
-    ) -> None:
-        xp = array_namespace(tensor)
-        self.tensor[node] = tensor
-        self.down[node], self.mixed[node] = _environments(self.lp, node, tensor, self)
-        basis = tensor if self.lp.state.tree.is_leaf(node) else matrix
-        # the new directions' share of the updated value (the K-based off-diagonal block)
-        self.block[node] = xp.conj(basis[:, r_old:]).mT @ new
+        return tuple(_parent_size(tree, c, self.items[c].tensor) for c in tree.children[node])
 
     def child_envs(self, node: int) -> tuple[list[Array], list[Array]]:
-        """Operator and source environments of the augmented children of ``node``."""
-        kids = self.lp.state.tree.children[node]
-        return [self.down[c] for c in kids], [self.mixed[c] for c in kids]
+        """Operator and source environments of the new children of ``node``."""
+        kids = [self.items[c] for c in self.lp.state.tree.children[node]]
+        return [b.down for b in kids], [b.mixed for b in kids]
+
+    def network(self, root_tensor: Array) -> TTN:
+        tree = self.lp.state.tree
+        tensors = [
+            root_tensor if n == tree.root else self.items[n].tensor for n in range(tree.n_nodes)
+        ]
+        return TTN(tree, tuple(tensors))
 
 
-def _environments(lp: LocalProblems, node: int, tensor: Array, below: Any) -> tuple[Any, Any]:
-    """Operator and source environments of a new basis tensor at ``node``.
+def _parent_size(tree: Any, node: int, tensor: Array) -> int:
+    return tensor.shape[1] if tree.is_leaf(node) else tensor.shape[0]
 
-    ``below`` holds the environments of the (new) children in ``down`` and ``mixed``.
-    """
+
+def _basis(lp: LocalProblems, node: int, tensor: Array, bases: _Bases, **extra: Any) -> _Basis:
+    """Environments of a new basis tensor at ``node`` (its children's are in ``bases``)."""
     tree = lp.state.tree
     op, src = lp.rhs.op, lp.rhs.source
     down = mixed = None
@@ -142,36 +131,71 @@ def _environments(lp: LocalProblems, node: int, tensor: Array, below: Any) -> tu
         if op is not None:
             down = leaf_environment(tensor, op.tensors[node], tensor)
         if src is not None:
-            xp = array_namespace(tensor)
-            mixed = xp.conj(tensor).mT @ src.tensors[node]
-        return down, mixed
-    kids = tree.children[node]
-    if op is not None:
-        down = node_environment(tensor, op.tensors[node], [below.down[c] for c in kids], tensor)
-    if src is not None:
-        mixed = mixed_node_environment(tensor, [below.mixed[c] for c in kids], src.tensors[node])
-    return down, mixed
+            mixed = array_namespace(tensor).conj(tensor).mT @ src.tensors[node]
+    else:
+        downs, mixeds = bases.child_envs(node)
+        if op is not None:
+            down = node_environment(tensor, op.tensors[node], downs, tensor)
+        if src is not None:
+            mixed = mixed_node_environment(tensor, mixeds, src.tensors[node])
+    return _Basis(tensor, down, mixed, **extra)
 
 
-def _parent_size(tree: Any, node: int, tensor: Array) -> int:
-    return tensor.shape[1] if tree.is_leaf(node) else tensor.shape[0]
+def _augmented_leaf(lp: LocalProblems, node: int, k1: Array, bases: _Bases) -> _Basis:
+    """Augment a leaf basis with its K-step result (old columns first)."""
+    old = lp.state.tensors[node]
+    u_hat = augment_basis(old, k1)
+    block = array_namespace(u_hat).conj(u_hat[:, old.shape[1] :]).mT @ k1
+    return _basis(lp, node, u_hat, bases, block=block)
 
 
-def _network(lp: LocalProblems, aug: _Augmented, root_tensor: Array) -> TTN:
-    tree = lp.state.tree
-    tensors = [aug.tensor[n] if n != tree.root else root_tensor for n in range(tree.n_nodes)]
-    return TTN(tree, tuple(tensors))
+def _augmented_subtree(lp: LocalProblems, node: int, c1: Array, bases: _Bases) -> _Basis:
+    """Augment the basis of the subtree at ``node`` with its updated top tensor ``c1``."""
+    start = lp.state.tensors[node]
+    old = _pad(start, (start.shape[0], *bases.sizes(node)))
+    w = augment_basis(_mat0(old), _mat0(c1))
+    block = array_namespace(w).conj(w[:, old.shape[0] :]).mT @ _mat0(c1)
+    return _basis(lp, node, _ten0(w, tuple(c1.shape[1:])), bases, block=block)
 
 
-def _finish(
-    y: TTN, trunc: Truncation, info: StepInfo, clock_serial: float
-) -> tuple[TTN, StepInfo]:
+def _run_levels(
+    executor: Executor,
+    levels: list[list[int]],
+    task: Callable[[int], Any],
+    cost: Callable[[int], float],
+    store: Callable[[int, Any], None],
+) -> None:
+    """Map ``task`` over each level in turn (nodes of a level are independent)."""
+    for level in levels:
+        results = executor.map(task, level, costs=[cost(n) for n in level])
+        for node, result in zip(level, results, strict=True):
+            store(node, result)
+
+
+def _finish(y: TTN, trunc: Truncation | None, info: StepInfo) -> tuple[TTN, StepInfo]:
     clock = timer()
-    out, discarded = truncate(y, trunc)
+    if trunc is None:
+        out, discarded = y, {}
+    else:
+        out, discarded = truncate(y, trunc)
     info.trunc_error = math.sqrt(sum(v * v for v in discarded.values()))
     info.ranks = out.ranks()
-    info.wall_serial += clock_serial + clock()
+    info.wall_serial += clock()
     return out, info
+
+
+class _Timed:
+    """Wrap an executor so that the time inside ``map`` is counted as parallel time."""
+
+    def __init__(self, executor: Executor, info: StepInfo) -> None:
+        self.executor = executor
+        self.info = info
+
+    def map(self, func: Callable, tasks: list, *, costs: list | None = None) -> list:
+        clock = timer()
+        out = self.executor.map(func, tasks, costs=costs)
+        self.info.wall_parallel += clock()
+        return out
 
 
 @register_integrator("augmented_bug")
@@ -213,32 +237,34 @@ def augmented_bug_step(
     arXiv 2104.05247 (matrices, Tucker), arXiv 2201.10291 (trees).
     """
     _check_step(state, h)
-    executor = executor or _serial_executor()
     info = StepInfo()
     clock = timer()
-    lp = LocalProblems(state, rhs)
+    ex = _Timed(executor or _serial_executor(), info)
+    lp = LocalProblems(state, rhs, ex)
     tree = state.tree
-    serial = clock()
-    clock = timer()
-    leaves = [n for n in tree.postorder if tree.is_leaf(n)]
-    flows = _local_flows(lp, leaves, h, executor, substep)
-    info.wall_parallel = clock()
-    clock = timer()
-    aug = _Augmented(lp)
-    root_tensor = None
-    for node in tree.postorder:
-        if tree.is_leaf(node):
-            aug.leaf(node, flows[node])
-            continue
+    bases = _Bases(lp)
+    levels = tree_levels(tree)
+    root_tensor: list[Array] = []
+
+    def leaf_task(node: int) -> _Basis:
+        return _augmented_leaf(lp, node, lp.flow(node, lp.x[node], h, substep), bases)
+
+    def inner_task(node: int) -> Any:
         x = lp.x[node]
-        c0 = _pad(x, (x.shape[0], *aug.sizes(node)))
-        envs, mixed = aug.child_envs(node)
-        c1 = lp.flow(node, c0, h, substep, envs, mixed)
+        c0 = _pad(x, (x.shape[0], *bases.sizes(node)))
+        c1 = lp.flow(node, c0, h, substep, *bases.child_envs(node))
+        return c1 if node == tree.root else _augmented_subtree(lp, node, c1, bases)
+
+    def store(node: int, result: Any) -> None:
         if node == tree.root:
-            root_tensor = c1
+            root_tensor.append(result)
         else:
-            aug.subtree(node, c1)
-    return _finish(_network(lp, aug, root_tensor), trunc, info, serial + clock())
+            bases.items[node] = result
+
+    _run_levels(ex, levels[:1], leaf_task, lambda n: _cost(lp.x[n]), store)
+    _run_levels(ex, levels[1:], inner_task, lambda n: _cost(lp.x[n]) * 8, store)
+    info.wall_serial = clock() - info.wall_parallel
+    return _finish(bases.network(root_tensor[0]), trunc, info)
 
 
 @register_integrator("bug")
@@ -263,49 +289,44 @@ def bug_step(
     arXiv 2010.02022 (matrices, Tucker), applied recursively on trees (arXiv 2201.10291).
     """
     _check_step(state, h)
-    executor = executor or _serial_executor()
     xp = array_namespace(*state.tensors)
     info = StepInfo()
     clock = timer()
-    lp = LocalProblems(state, rhs)
+    ex = _Timed(executor or _serial_executor(), info)
+    lp = LocalProblems(state, rhs, ex)
     tree = state.tree
-    serial = clock()
-    clock = timer()
-    leaves = [n for n in tree.postorder if tree.is_leaf(n)]
-    flows = _local_flows(lp, leaves, h, executor, substep)
-    info.wall_parallel = clock()
-    clock = timer()
-    new = _Augmented(lp)  # holds the new (not augmented) bases and their environments
-    overlap: list[Array] = [None] * tree.n_nodes  # type: ignore[list-item]  # new^H old
-    root_tensor = None
-    for node in tree.postorder:
-        old = state.tensors[node]
-        if tree.is_leaf(node):
-            u1, _ = xp.linalg.qr(flows[node])
-            new.tensor[node] = u1
-            new.down[node], new.mixed[node] = _environments(lp, node, u1, new)
-            overlap[node] = xp.conj(u1).mT @ old
-            continue
-        kids = tree.children[node]
-        c0 = lp.x[node]
-        old_in_new = old
-        for i, c in enumerate(kids, start=1):
-            c0 = mode_dot(c0, overlap[c], i)
-            old_in_new = mode_dot(old_in_new, overlap[c], i)
-        envs, mixed = new.child_envs(node)
-        c1 = lp.flow(node, c0, h, substep, envs, mixed)
+    bases = _Bases(lp)
+    root_tensor: list[Array] = []
+
+    def leaf_task(node: int) -> _Basis:
+        u1, _ = xp.linalg.qr(lp.flow(node, lp.x[node], h, substep))
+        overlap = xp.conj(u1).mT @ state.tensors[node]
+        return _basis(lp, node, u1, bases, overlap=overlap)
+
+    def inner_task(node: int) -> Any:
+        c0, old_in_new = lp.x[node], state.tensors[node]
+        for i, c in enumerate(tree.children[node], start=1):
+            c0 = mode_dot(c0, bases.items[c].overlap, i)
+            old_in_new = mode_dot(old_in_new, bases.items[c].overlap, i)
+        c1 = lp.flow(node, c0, h, substep, *bases.child_envs(node))
         if node == tree.root:
-            root_tensor = c1
-            continue
+            return c1
         q, _ = xp.linalg.qr(_mat0(c1))
-        tensor = _ten0(q, tuple(c1.shape[1:]))
-        new.tensor[node] = tensor
-        new.down[node], new.mixed[node] = _environments(lp, node, tensor, new)
-        overlap[node] = xp.conj(q).mT @ _mat0(old_in_new)
-    tensors = [new.tensor[n] if n != tree.root else root_tensor for n in range(tree.n_nodes)]
-    y = TTN(tree, tuple(tensors))
+        overlap = xp.conj(q).mT @ _mat0(old_in_new)
+        return _basis(lp, node, _ten0(q, tuple(c1.shape[1:])), bases, overlap=overlap)
+
+    def store(node: int, result: Any) -> None:
+        if node == tree.root:
+            root_tensor.append(result)
+        else:
+            bases.items[node] = result
+
+    levels = tree_levels(tree)
+    _run_levels(ex, levels[:1], leaf_task, lambda n: _cost(lp.x[n]), store)
+    _run_levels(ex, levels[1:], inner_task, lambda n: _cost(lp.x[n]), store)
+    y = bases.network(root_tensor[0])
     info.ranks = y.ranks()
-    info.wall_serial = serial + clock()
+    info.wall_serial = clock() - info.wall_parallel
     return y, info
 
 
@@ -323,7 +344,7 @@ def parallel_bug_step(
     rejection: Literal["none", "paper", "norm"] = "norm",
     c_eta: float = 10.0,
     c_norm: float = 10.0,
-    max_rejections: int = 3,
+    max_rejections: int = 1,
 ) -> tuple[TTN, StepInfo]:
     """One step of the parallel BUG integrator for trees (arXiv 2412.00858).
 
@@ -347,13 +368,16 @@ def parallel_bug_step(
         ``"paper"``: the rules of arXiv 2412.00858 (their code): reject when an edge rank
         after truncation is twice the old one (and below ``max_rank``), or when
         ``h * eta > c_eta * trunc.atol``; the step is then redone from ``Y0`` embedded in the
-        augmented bases. ``"norm"`` (default): the paper's rules plus a norm-defect test
-        for norm-conserving problems (Hermitian ``H``, imaginary ``factor``): reject when
-        ``| ||Y1|| - ||Y0|| | > c_norm * trunc.atol``. The exact flow conserves the norm, so
-        the defect is a computable local error estimate; it catches the large first-step
-        errors from zero-padded states, where the paper's rules cannot fire (the dropped
-        blocks are exactly zero and ranks grow by less than a factor two). ``"none"``: never
-        reject.
+        augmented bases. ``"norm"`` (default): the paper's eta test, and instead of the
+        rank-doubling rule (whose redos at doubled ranks are costly on large trees) a
+        norm-defect test for norm-conserving problems (Hermitian ``H``, imaginary
+        ``factor``): reject when ``| ||Y1|| - ||Y0|| | > c_norm * trunc.atol`` (one redo
+        per step at most). The exact
+        flow conserves the norm, so the defect is a computable local error estimate; it
+        catches the large first-step errors from zero-padded states, where the paper's rules
+        cannot fire (the dropped blocks are exactly zero and ranks grow by less than a factor
+        two). A redo starts from ``Y0`` embedded in the augmented bases, capped at
+        ``trunc.max_rank``. ``"none"``: never reject.
     c_eta
         Constant of the eta test.
     c_norm
@@ -376,25 +400,26 @@ def parallel_bug_step(
     info = StepInfo()
     current = state
     for attempt in range(max_rejections + 1):
-        y, embedded, eta, old_ranks = _parallel_attempt(
-            current, h, rhs, executor, substep, offdiag, info
-        )
-        out, info = _finish(y, trunc, info, 0.0)
+        y, embedded, eta = _parallel_attempt(current, h, rhs, executor, substep, offdiag, info)
+        out, info = _finish(y, trunc, info)
         info.eta = eta
         if rejection == "none" or attempt == max_rejections:
             break
+        old_ranks = current.ranks()
         r_max = trunc.max_rank if trunc.max_rank is not None else math.inf
-        doubled = any(
+        doubled = rejection == "paper" and any(
             info.ranks[e] == 2 * old_ranks[e] and 2 * old_ranks[e] < r_max for e in old_ranks
         )
         too_big = trunc.atol is not None and eta > c_eta * trunc.atol
         defect = False
-        if rejection == "norm" and conserving and trunc.atol is not None:
+        if rejection == "norm" and conserving and trunc.atol is not None and attempt == 0:
+            # one redo at most: from the embedded state the off-diagonal blocks are
+            # second-order accurate, and further redos only double the ranks
             defect = abs(_root_norm(out) - _root_norm(current)) > c_norm * trunc.atol
         if not (doubled or too_big or defect):
             break
         info.rejected += 1
-        current = embedded
+        current = _cap_ranks(embedded, trunc.max_rank)
     return out, info
 
 
@@ -406,59 +431,100 @@ def _parallel_attempt(
     substep: Substep,
     offdiag: OffDiagonal,
     info: StepInfo,
-) -> tuple[TTN, TTN, float, dict[int, int]]:
-    """One try of the parallel step: (augmented result, Y0 embedded, eta, old ranks)."""
+) -> tuple[TTN, TTN, float]:
+    """One try of the parallel step: (augmented result, Y0 embedded in its bases, eta)."""
     xp = array_namespace(*state.tensors)
     tree = state.tree
     clock = timer()
-    lp = LocalProblems(state, rhs)
-    serial = clock()
-    clock = timer()
-    flows = _local_flows(lp, list(tree.postorder), h, executor, substep)
-    info.wall_parallel += clock()
-    clock = timer()
-    aug = _Augmented(lp)
-    eta = 0.0
-    root_tensor = None
-    for node in tree.postorder:
+    before = info.wall_parallel
+    ex = _Timed(executor, info)
+    lp = LocalProblems(state, rhs, ex)
+    bases = _Bases(lp)
+    galerkin: dict[int, Array] = {}
+    root: list[Array] = []
+    etas: list[float] = []
+
+    # every leaf K-step (with its augmentation) and every old-basis Galerkin step at once
+    def first_task(node: int) -> Any:
+        flow = lp.flow(node, lp.x[node], h, substep)
+        return _augmented_leaf(lp, node, flow, bases) if tree.is_leaf(node) else flow
+
+    def store_first(node: int, result: Any) -> None:
         if tree.is_leaf(node):
-            aug.leaf(node, flows[node])
-            continue
+            bases.items[node] = result
+        else:
+            galerkin[node] = result
+
+    _run_levels(ex, [list(tree.postorder)], first_task, lambda n: _cost(lp.x[n]), store_first)
+
+    # assemble the augmented connecting tensors, leaves to root, one level at a time
+    def assemble(node: int) -> tuple[Any, float]:
         kids = tree.children[node]
         x = lp.x[node]
-        sizes = aug.sizes(node)
+        sizes = bases.sizes(node)
         old_sizes = tuple(x.shape[1:])
-        c_hat = _pad(flows[node], (x.shape[0], *sizes))
-        f0 = _projected_rhs(lp, aug, node, old_sizes)
+        c_hat = _pad(galerkin[node], (x.shape[0], *sizes))
+        f0 = _projected_rhs(lp, bases, node, old_sizes)
         for i, c in enumerate(kids, start=1):
             index = [slice(None)] + [slice(0, s) for s in old_sizes]
             index[i] = slice(old_sizes[i - 1], sizes[i - 1])
             if offdiag == "krylov":
-                c_hat[tuple(index)] = mode_dot(lp.q[c], aug.block[c], i)
+                c_hat[tuple(index)] = mode_dot(lp.q[c], bases.items[c].block, i)
             else:
                 c_hat[tuple(index)] = h * f0[tuple(index)]
-        eta = max(eta, h * _norm_two_new(xp, f0, old_sizes))
+        eta = h * _norm_two_new(xp, f0, old_sizes)
         if node == tree.root:
-            root_tensor = c_hat
+            return c_hat, eta
+        return _augmented_subtree(lp, node, c_hat, bases), eta
+
+    def store(node: int, result: tuple[Any, float]) -> None:
+        value, eta = result
+        etas.append(eta)
+        if node == tree.root:
+            root.append(value)
         else:
-            aug.subtree(node, c_hat)
-    y = _network(lp, aug, root_tensor)
-    root = state.tensors[tree.root]
-    embedded = _network(lp, aug, _pad(root, (1, *aug.sizes(tree.root))))
-    info.wall_serial += serial + clock()
-    return y, embedded, eta, state.ranks()
+            bases.items[node] = value
+
+    _run_levels(ex, tree_levels(tree)[1:], assemble, lambda n: _cost(lp.x[n]) * 4, store)
+    y = bases.network(root[0])
+    embedded = bases.network(_pad(state.tensors[tree.root], (1, *bases.sizes(tree.root))))
+    info.wall_serial += clock() - (info.wall_parallel - before)
+    return y, embedded, max(etas)
 
 
-def _projected_rhs(lp: LocalProblems, aug: _Augmented, node: int, old_sizes: tuple) -> Array:
+def _cap_ranks(y: TTN, max_rank: int | None) -> TTN:
+    """Drop the zero-weight directions beyond ``max_rank`` of an embedded state.
+
+    After a rejection ``Y0`` lives in the augmented bases, old directions first and the new
+    ones (zero weight) after them in order of importance; keeping the first ``max_rank`` of
+    each edge leaves ``Y0`` unchanged. The QR sweep restores orthonormality.
+    """
+    if max_rank is None:
+        return y
+    tree = y.tree
+    tensors = list(y.tensors)
+    for node in tree.edges:
+        if tree.is_leaf(node):
+            tensors[node] = tensors[node][:, :max_rank]
+        else:
+            tensors[node] = tensors[node][:max_rank, ...]
+    for node in tree.inner_nodes:
+        tensors[node] = tensors[node][
+            (slice(None),) + (slice(0, max_rank),) * (tensors[node].ndim - 1)
+        ]
+    return orthonormalize(TTN(tree, tuple(tensors)))
+
+
+def _projected_rhs(lp: LocalProblems, bases: _Bases, node: int, old_sizes: tuple) -> Array:
     """``F(Y0)`` at ``node`` projected on the augmented child bases (bra) from the old ones."""
     kids = lp.state.tree.children[node]
     x = lp.x[node]
     f0 = None
     if lp.rhs.op is not None:
-        rect = [aug.down[c][:, :, :s] for c, s in zip(kids, old_sizes, strict=True)]
+        rect = [bases.items[c].down[:, :, :s] for c, s in zip(kids, old_sizes, strict=True)]
         f0 = lp.rhs.factor * lp.apply(node, x, rect)
     if lp.rhs.source is not None:
-        s = lp.source(node, [aug.mixed[c] for c in kids])
+        s = lp.source(node, [bases.items[c].mixed for c in kids])
         f0 = s if f0 is None else f0 + s
     return f0
 
