@@ -23,10 +23,11 @@ logger = logging.getLogger(__name__)
 def _path(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
     import opt_einsum
 
-    # Memory limit: no intermediate above 16 times the largest operand. Without one, the
-    # flop-optimal path can build huge intermediates (operator bonds times four state
-    # bonds in tree-network environments); "max_input" alone forces slow orders.
-    limit = 16 * max(math.prod(s) for s in shapes)
+    # Memory limit on intermediates: 2**24 elements, or 16 times the largest operand when
+    # that is more. Without a limit the flop-optimal path can build huge intermediates
+    # (operator bonds times four state bonds in tree-network environments); a limit tied to
+    # the operands alone forces slow contraction orders.
+    limit = max(16 * max(math.prod(s) for s in shapes), 2**24)
     path, _ = opt_einsum.contract_path(
         subscripts, *shapes, shapes=True, optimize="auto", memory_limit=limit
     )
