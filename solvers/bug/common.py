@@ -40,6 +40,7 @@ __all__ = [
     "LinearTreeRHS",
     "LocalProblems",
     "StepInfo",
+    "basis_environments",
     "local_flow",
     "register_integrator",
     "tree_levels",
@@ -220,21 +221,16 @@ class LocalProblems:
                     self.q[c], self.r[c], self.x[c], self.up[c], self.mup[c] = q, r, x, up, mup
 
     def _down_task(self, node: int) -> tuple[Array | None, Array | None]:
-        tree, t = self.state.tree, self.state.tensors[node]
-        op, src = self.rhs.op, self.rhs.source
-        down = mdown = None
-        if tree.is_leaf(node):
-            if op is not None:
-                down = leaf_environment(t, op.tensors[node], t)
-            if src is not None:
-                mdown = array_namespace(t).conj(t).mT @ src.tensors[node]
-            return down, mdown
+        tree = self.state.tree
         kids = tree.children[node]
-        if op is not None:
-            down = node_environment(t, op.tensors[node], [self.down[c] for c in kids], t)
-        if src is not None:
-            mdown = mixed_node_environment(t, [self.mdown[c] for c in kids], src.tensors[node])
-        return down, mdown
+        return basis_environments(
+            self.rhs,
+            tree,
+            node,
+            self.state.tensors[node],
+            [self.down[c] for c in kids],
+            [self.mdown[c] for c in kids],
+        )
 
     def _up_task(self, node: int) -> list[tuple]:
         """Gauge, initial value and up environments of every child of ``node``."""
@@ -301,6 +297,34 @@ class LocalProblems:
         return local_flow(
             apply, x0, h, self.rhs, source=self.source(node, child_mixed), substep=substep
         )
+
+
+def basis_environments(
+    rhs: LinearTreeRHS,
+    tree: Tree,
+    node: int,
+    tensor: Array,
+    child_down: list[Array | None],
+    child_mixed: list[Array | None],
+) -> tuple[Array | None, Array | None]:
+    """Operator and source environments of the subtree basis with top ``tensor`` at ``node``.
+
+    ``child_down``/``child_mixed`` are those of the children's bases (empty for a leaf).
+    Returns ``(down, mixed)``; an entry is None when ``rhs`` has no operator or no source.
+    """
+    op, src = rhs.op, rhs.source
+    down = mixed = None
+    if tree.is_leaf(node):
+        if op is not None:
+            down = leaf_environment(tensor, op.tensors[node], tensor)
+        if src is not None:
+            mixed = array_namespace(tensor).conj(tensor).mT @ src.tensors[node]
+        return down, mixed
+    if op is not None:
+        down = node_environment(tensor, op.tensors[node], child_down, tensor)
+    if src is not None:
+        mixed = mixed_node_environment(tensor, child_mixed, src.tensors[node])
+    return down, mixed
 
 
 def tree_levels(tree: Tree) -> list[list[int]]:

@@ -26,6 +26,7 @@ from solvers.bug.common import (
     LocalProblems,
     StepInfo,
     Substep,
+    basis_environments,
     register_integrator,
     timer,
     tree_levels,
@@ -34,11 +35,6 @@ from tensorsim._array_api import Array, array_namespace, device, to_float
 from tensorsim.linalg import Truncation, augment_basis
 from tensorsim.parallel import Executor, SerialComm
 from tensorsim.tensor_ops import mode_dot
-from tensorsim.ttn.environment import (
-    leaf_environment,
-    mixed_node_environment,
-    node_environment,
-)
 from tensorsim.ttn.network import TTN, orthonormalize, truncate
 
 __all__ = ["augmented_bug_step", "bug_step", "parallel_bug_step"]
@@ -125,19 +121,8 @@ def _parent_size(tree: Any, node: int, tensor: Array) -> int:
 def _basis(lp: LocalProblems, node: int, tensor: Array, bases: _Bases, **extra: Any) -> _Basis:
     """Environments of a new basis tensor at ``node`` (its children's are in ``bases``)."""
     tree = lp.state.tree
-    op, src = lp.rhs.op, lp.rhs.source
-    down = mixed = None
-    if tree.is_leaf(node):
-        if op is not None:
-            down = leaf_environment(tensor, op.tensors[node], tensor)
-        if src is not None:
-            mixed = array_namespace(tensor).conj(tensor).mT @ src.tensors[node]
-    else:
-        downs, mixeds = bases.child_envs(node)
-        if op is not None:
-            down = node_environment(tensor, op.tensors[node], downs, tensor)
-        if src is not None:
-            mixed = mixed_node_environment(tensor, mixeds, src.tensors[node])
+    child_down, child_mixed = bases.child_envs(node) if not tree.is_leaf(node) else ([], [])
+    down, mixed = basis_environments(lp.rhs, tree, node, tensor, child_down, child_mixed)
     return _Basis(tensor, down, mixed, **extra)
 
 
