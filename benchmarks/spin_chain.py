@@ -939,6 +939,7 @@ def render(
     command: str,
     wall: float,
     load: tuple[tuple[float, ...], tuple[float, ...]],
+    code_at_start: str,
 ) -> str:
     """Return the markdown report."""
     import quimb
@@ -947,7 +948,12 @@ def render(
     info = machine_info()
     info["TeNPy"] = tenpy.__version__
     info["quimb"] = quimb.__version__
-    info["tensorsim code"] = _git_state()
+    code_at_end = _git_state()
+    info["tensorsim code"] = (
+        code_at_end
+        if code_at_end == code_at_start
+        else f"{code_at_start} at the start, {code_at_end} at the end (changed during the run)"
+    )
     info["load average (1, 5, 15 min) at start / end"] = (
         f"{', '.join(f'{x:.2f}' for x in load[0])} / {', '.join(f'{x:.2f}' for x in load[1])}"
     )
@@ -1059,6 +1065,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _progress("warning: OMP_NUM_THREADS is not 1; timings on shared cores will suffer")
     budget = args.budget if args.budget is not None else (10.0 if args.quick else BUDGET)
     load_start = os.getloadavg()
+    code_at_start = _git_state()
     start = time.perf_counter()
     _progress("warming up TeNPy and quimb ...")
     warm_up()
@@ -1079,6 +1086,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         command,
         time.perf_counter() - start,
         (load_start, os.getloadavg()),
+        code_at_start,
     )
     print(report)
     full = not args.quick and set(args.cases) == set(CASE_KEYS)
