@@ -6,6 +6,7 @@ import ctypes
 import datetime
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,3 +109,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def progress(message: str) -> None:
+    """Print a progress line to stderr (the report goes to stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def write_report(report: str, output: Path | None) -> None:
+    """Print the report and, when ``output`` is given, write it there."""
+    print(report)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report, encoding="utf-8")
+        progress(f"wrote {output}")

@@ -27,7 +27,15 @@ import tensorly as tl
 from tensorly.cp_tensor import CPTensor
 from tensorly.decomposition import parafac, tensor_train, tucker
 
-from benchmarks._common import add_noise, best_time, machine_info, markdown_table, relative_error
+from benchmarks._common import (
+    add_noise,
+    best_time,
+    machine_info,
+    markdown_table,
+    progress,
+    relative_error,
+    write_report,
+)
 from tensorsim import Truncation, cp_als, hosvd, sthosvd, t_product, tt_svd
 from tensorsim.decomp import CP
 
@@ -145,10 +153,6 @@ def _ms(seconds: float) -> str:
 
 def _err(value: float | None) -> str:
     return "—" if value is None else f"{value:.3e}"
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def tucker_rows(sizes: Sizes, repeat: int, rng: np.random.Generator) -> list[Row]:
@@ -299,7 +303,7 @@ def tproduct_rows(sizes: Sizes, repeat: int, rng: np.random.Generator) -> list[R
     t_build, big = best_time(partial(bcirc, a), repeat)
     t_mul, ref = best_time(partial(bcirc_product, big, b), repeat)
     diff = float(np.max(np.abs(ours - ref)))
-    _progress(f"  t-product: max |t_product - bcirc product| = {diff:.2e}")
+    progress(f"  t-product: max |t_product - bcirc product| = {diff:.2e}")
     shape = f"({n},{n},{k})"
     agreement = f"max abs diff {diff:.1e} (max abs entry {np.max(np.abs(ref)):.1f})"
     return [
@@ -446,16 +450,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     sizes = QUICK if args.quick else FULL
     rows: list[Row] = []
     for i, (name, run_case) in enumerate(CASES):
-        _progress(f"running {name} ...")
+        progress(f"running {name} ...")
         rows += run_case(sizes, args.repeat, np.random.default_rng([SEED, i]))
     command = " ".join(["python -m benchmarks.kernels", *(sys.argv[1:] if argv is None else argv)])
     report = render(rows, sizes, args.repeat, command)
-    print(report)
     output = args.output if args.output is not None or args.quick else RESULTS
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report, encoding="utf-8")
-        _progress(f"wrote {output}")
+    write_report(report, output)
 
 
 if __name__ == "__main__":

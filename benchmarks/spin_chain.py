@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import machine_info, markdown_table
+from benchmarks._common import machine_info, markdown_table, progress, write_report
 from problems.spin_chain import (
     SpinChainParams,
     build_tree,
@@ -84,10 +84,6 @@ SCALING_TRUNC = {"atol": 1e-8, "max_rank": 40, "min_rank": 2}
 REFERENCE_SETTING = {"dt": 0.05, "tol": 1e-8, "chi": 128}
 #: Self-convergence checks of the reference: time step doubled; truncation looser.
 REFERENCE_CHECKS = ({"dt": 0.1, "tol": 1e-8, "chi": 128}, {"dt": 0.05, "tol": 1e-6, "chi": 96})
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- settings
@@ -506,7 +502,7 @@ def run_ladder(case: Case, method: Method, reference: np.ndarray, budget: float)
         error = float(np.max(np.abs(run.mz - reference[: len(run.mz)])))
         attempt = Attempt(setting, run, error)
         result.attempts.append(attempt)
-        _progress(f"    {method.name}: {attempt.cell()}")
+        progress(f"    {method.name}: {attempt.cell()}")
         if attempt.met:
             break
     return result
@@ -559,13 +555,13 @@ def reference_for(case: Case) -> tuple[np.ndarray, str]:
 
 def run_case(case: Case, budget: float) -> CaseResult:
     """Reference, then every method's ladder."""
-    _progress(f"{case.key}: reference ...")
+    progress(f"{case.key}: reference ...")
     reference, note = reference_for(case)
     e_ours, e_tenpy = initial_energy(case.params), tenpy_initial_energy(case.params)
     note += f" Convention check: <psi0|H|psi0> = {e_ours:.6g} (ours) vs {e_tenpy:.6g} (TeNPy MPO)."
     results = []
     for method in case.methods:
-        _progress(f"  {case.key}: {method.name}")
+        progress(f"  {case.key}: {method.name}")
         results.append(run_ladder(case, method, reference, budget))
     return CaseResult(case, note, results)
 
@@ -766,7 +762,7 @@ def run_scaling(
                     "--json",
                     str(path),
                 ]
-                _progress(f"  scaling: d = {d} on {ranks} rank(s) ...")
+                progress(f"  scaling: d = {d} on {ranks} rank(s) ...")
                 start = time.perf_counter()
                 try:
                     proc = subprocess.run(
@@ -796,9 +792,9 @@ def run_scaling(
                         f"d = {d} on {ranks} rank(s) failed{step} after {elapsed:.0f} s: "
                         f"{data['error']}"
                     )
-                    _progress(f"    failed: {data['error']}")
+                    progress(f"    failed: {data['error']}")
                     break
-                _progress(f"    mean step {run.mean_step:.2f} s ({elapsed:.0f} s in all)")
+                progress(f"    mean step {run.mean_step:.2f} s ({elapsed:.0f} s in all)")
                 done.append(run)
             if len(done) == 2:
                 runs = done
@@ -1062,17 +1058,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         scaling_worker(args.sites, args.warmup, args.steps, args.json, args.memory)
         return
     if os.environ.get("OMP_NUM_THREADS") != "1":
-        _progress("warning: OMP_NUM_THREADS is not 1; timings on shared cores will suffer")
+        progress("warning: OMP_NUM_THREADS is not 1; timings on shared cores will suffer")
     budget = args.budget if args.budget is not None else (10.0 if args.quick else BUDGET)
     load_start = os.getloadavg()
     code_at_start = _git_state()
     start = time.perf_counter()
-    _progress("warming up TeNPy and quimb ...")
+    progress("warming up TeNPy and quimb ...")
     warm_up()
     results = [run_case(case, budget) for case in make_cases(args.quick) if case.key in args.cases]
     scaling = None
     if "scaling" in args.cases:
-        _progress("scaling ...")
+        progress("scaling ...")
         sites, warmup, steps = ((16,), 2, 3) if args.quick else ((64, 32), 10, 5)
         runs, notes = run_scaling(sites, warmup, steps, timeout=60 if args.quick else 300)
         scaling = (runs, notes, steps)
@@ -1088,13 +1084,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         (load_start, os.getloadavg()),
         code_at_start,
     )
-    print(report)
     full = not args.quick and set(args.cases) == set(CASE_KEYS)
     output = args.output if args.output is not None or not full else RESULTS
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report, encoding="utf-8")
-        _progress(f"wrote {output}")
+    write_report(report, output)
 
 
 if __name__ == "__main__":
