@@ -48,3 +48,16 @@ def xp(request):
 def rng():
     """A seeded NumPy generator."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def mpiexec():
+    """The venv's own ``mpiexec`` (next to ``sys.executable``); skips without it or mpi4py."""
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.executable).with_name("mpiexec")
+    if not path.exists():
+        pytest.skip(f"no mpiexec next to {sys.executable}")
+    pytest.importorskip("mpi4py")
+    return path

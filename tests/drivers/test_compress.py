@@ -97,11 +97,7 @@ def test_plot(tmp_path):
 
 
 @pytest.mark.mpi
-def test_two_ranks_give_the_serial_result(tmp_path):
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    if not mpiexec.exists():
-        pytest.skip(f"no mpiexec next to {sys.executable}")
-    pytest.importorskip("mpi4py")
+def test_two_ranks_give_the_serial_result(tmp_path, mpiexec):
     serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
     main([*SMALL, "--set", f"output.path={serial}"])
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -381,11 +381,7 @@ if comm.rank == 0:
 
 
 @pytest.mark.mpi
-def test_two_ranks_equal_serial(tmp_path):
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    if not mpiexec.exists():
-        pytest.skip(f"no mpiexec next to {sys.executable}")
-    pytest.importorskip("mpi4py")
+def test_two_ranks_equal_serial(tmp_path, mpiexec):
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     outs = []
     for launcher in ([], [str(mpiexec), "-n", "2", "-genv", "OMP_NUM_THREADS", "1"]):
