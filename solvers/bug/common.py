@@ -115,6 +115,8 @@ class StepInfo:
         Seconds in the independent local problems (the part spread over ranks).
     wall_serial
         Seconds in the serial glue (environments, augmentation, assembly, truncation).
+    substeps
+        Number of accepted steps that made up this step (more than one after step halving).
     """
 
     ranks: dict[int, int] = field(default_factory=dict)
@@ -123,6 +125,7 @@ class StepInfo:
     rejected: int = 0
     wall_parallel: float = 0.0
     wall_serial: float = 0.0
+    substeps: int = 1
 
 
 def local_flow(

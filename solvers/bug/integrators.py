@@ -330,6 +330,7 @@ def parallel_bug_step(
     c_eta: float = 10.0,
     c_norm: float = 10.0,
     max_rejections: int = 1,
+    max_halvings: int = 3,
 ) -> tuple[TTN, StepInfo]:
     """One step of the parallel BUG integrator for trees (arXiv 2412.00858).
 
@@ -356,19 +357,24 @@ def parallel_bug_step(
         augmented bases. ``"norm"`` (default): the paper's eta test, and instead of the
         rank-doubling rule (whose redos at doubled ranks are costly on large trees) a
         norm-defect test for norm-conserving problems (Hermitian ``H``, imaginary
-        ``factor``): reject when ``| ||Y1|| - ||Y0|| | > c_norm * trunc.atol`` (one redo
-        per step at most). The exact
-        flow conserves the norm, so the defect is a computable local error estimate; it
-        catches the large first-step errors from zero-padded states, where the paper's rules
-        cannot fire (the dropped blocks are exactly zero and ranks grow by less than a factor
-        two). A redo starts from ``Y0`` embedded in the augmented bases, capped at
-        ``trunc.max_rank``. ``"none"``: never reject.
+        ``factor``): reject when ``| ||Y1|| - ||Y0|| | > c_norm * trunc.atol``, with ``Y1``
+        the augmented result before truncation. The exact flow conserves the norm, so the
+        defect is a computable local error estimate; it catches the large first-step errors
+        from zero-padded states, where the paper's rules cannot fire (the dropped blocks are
+        exactly zero and ranks grow by less than a factor two). A redo starts from ``Y0``
+        embedded in the augmented bases, capped at ``trunc.max_rank``. If the last redo
+        still fails (typically because ``max_rank`` binds and leaves no room for new
+        directions) the step is done as two half steps under the same control, at most
+        ``max_halvings`` times nested. ``"none"``: never reject.
     c_eta
         Constant of the eta test.
     c_norm
         Constant of the norm-defect test.
     max_rejections
         At most this many redos per step.
+    max_halvings
+        ``"norm"`` control only: how many times a step may be split into two half steps
+        when its redos fail (0: never).
 
     Returns
     -------
@@ -380,6 +386,8 @@ def parallel_bug_step(
         raise ValueError(f"offdiag: expected 'krylov' or 'euler', got {offdiag!r}")
     if rejection not in ("none", "paper", "norm"):
         raise ValueError(f"rejection: expected 'none', 'paper' or 'norm', got {rejection!r}")
+    if not (isinstance(max_halvings, int) and max_halvings >= 0):
+        raise ValueError(f"max_halvings: expected an integer >= 0, got {max_halvings!r}")
     conserving = rhs.hermitian and complex(rhs.factor).real == 0.0 and rhs.source is None
     executor = executor or _serial_executor()
     info = StepInfo()
@@ -388,24 +396,59 @@ def parallel_bug_step(
         y, embedded, eta = _parallel_attempt(current, h, rhs, executor, substep, offdiag, info)
         out, info = _finish(y, trunc, info)
         info.eta = eta
-        if rejection == "none" or attempt == max_rejections:
-            break
+        if rejection == "none":
+            return out, info
         old_ranks = current.ranks()
         r_max = trunc.max_rank if trunc.max_rank is not None else math.inf
         doubled = rejection == "paper" and any(
             info.ranks[e] == 2 * old_ranks[e] and 2 * old_ranks[e] < r_max for e in old_ranks
         )
         too_big = trunc.atol is not None and eta > c_eta * trunc.atol
-        defect = False
-        if rejection == "norm" and conserving and trunc.atol is not None and attempt == 0:
-            # one redo at most: from the embedded state the off-diagonal blocks are
-            # second-order accurate, and further redos only double the ranks
-            defect = abs(_root_norm(out) - _root_norm(current)) > c_norm * trunc.atol
+        # the exact flow conserves the norm: the defect of the untruncated result is a local
+        # error estimate (truncation is judged separately, by trunc_error)
+        defect = (
+            rejection == "norm"
+            and conserving
+            and trunc.atol is not None
+            and abs(_root_norm(y) - _root_norm(current)) > c_norm * trunc.atol
+        )
         if not (doubled or too_big or defect):
-            break
-        info.rejected += 1
-        current = _cap_ranks(embedded, trunc.max_rank)
-    return out, info
+            return out, info
+        if attempt < max_rejections:
+            info.rejected += 1
+            current = _cap_ranks(embedded, trunc.max_rank)
+    if rejection != "norm" or max_halvings == 0:
+        return out, info
+    # the redo did not help (typically a binding max_rank leaves no room to augment):
+    # two half steps, as MPSKit's experimental parallel BUG does on rejection
+    options = dict(
+        rhs=rhs,
+        trunc=trunc,
+        executor=executor,
+        substep=substep,
+        offdiag=offdiag,
+        rejection=rejection,
+        c_eta=c_eta,
+        c_norm=c_norm,
+        max_rejections=max_rejections,
+        max_halvings=max_halvings - 1,
+    )
+    mid, first = parallel_bug_step(state, t, h / 2, **options)
+    out, second = parallel_bug_step(mid, t + h / 2, h / 2, **options)
+    return out, _merge(info, first, second)
+
+
+def _merge(wasted: StepInfo, first: StepInfo, second: StepInfo) -> StepInfo:
+    """Info of a step done as two half steps after the attempts in ``wasted`` failed."""
+    return StepInfo(
+        ranks=second.ranks,
+        trunc_error=math.hypot(first.trunc_error, second.trunc_error),
+        eta=max(first.eta, second.eta),
+        rejected=wasted.rejected + 1 + first.rejected + second.rejected,
+        wall_parallel=wasted.wall_parallel + first.wall_parallel + second.wall_parallel,
+        wall_serial=wasted.wall_serial + first.wall_serial + second.wall_serial,
+        substeps=first.substeps + second.substeps,
+    )
 
 
 def _parallel_attempt(

@@ -13,6 +13,13 @@ import pytest
 import scipy.linalg
 import scipy.sparse.linalg as sla
 
+from problems.spin_chain import (
+    SpinChainParams,
+    build_tree,
+    exact_dynamics,
+    hamiltonian,
+    initial_vectors,
+)
 from solvers.bug import INTEGRATORS, LinearTreeRHS
 from tensorsim import Truncation
 from tensorsim.ttn import (
@@ -304,6 +311,33 @@ def test_parallel_bug_converges_on_long_range_ising(d):
     assert controlled <= errs[1]
 
 
+def _capped_tfim_run(**kwargs):
+    """TFIM L=6 on a caterpillar with max_rank 3 binding: (max mz error, max |norm - 1|)."""
+    params = SpinChainParams(model="tfim", sites=6, tree="caterpillar")
+    tree = build_tree(params)
+    rhs = LinearTreeRHS(to_ttno(hamiltonian(params), tree))
+    h, steps = 0.05, 10
+    exact = exact_dynamics(params, h * np.arange(steps + 1)).mz_mean
+    trunc = Truncation(atol=1e-5, max_rank=3, min_rank=2)
+    y = product_state(tree, initial_vectors(params), rank=2, dtype=np.complex128)
+    err = drift = 0.0
+    for k in range(steps):
+        y, info = INTEGRATORS["parallel_bug"](y, k * h, h, rhs=rhs, trunc=trunc, **kwargs)
+        assert max(info.ranks.values()) <= 3
+        err = max(err, abs(float(local_expectations(y, Z).mean()) - exact[k + 1]))
+        drift = max(drift, abs(float(y.norm()) - 1.0))
+    return err, drift
+
+
+def test_parallel_bug_step_halving_when_max_rank_binds():
+    """With max_rank binding, a redo cannot add directions; halving the step must then
+    control the error (the norm defect of the untruncated step shrinks like h^2)."""
+    err_redo_only, drift_redo_only = _capped_tfim_run(max_halvings=0)
+    err, drift = _capped_tfim_run()
+    assert err < 1.5e-3 and err < err_redo_only / 2, (err, err_redo_only)
+    assert drift < drift_redo_only / 3, (drift, drift_redo_only)
+
+
 def test_augmented_bug_is_accurate_on_long_range_ising():
     err = _mz_error("augmented_bug", 4, 0.05, trunc=Truncation(atol=1e-8, max_rank=40, min_rank=2))
     assert err < 1e-8
@@ -359,6 +393,13 @@ def test_robustness_full_range():
 
 SCRIPT = """
 import numpy as np
+from problems.spin_chain import (
+    SpinChainParams,
+    build_tree,
+    exact_dynamics,
+    hamiltonian,
+    initial_vectors,
+)
 from solvers.bug import INTEGRATORS, LinearTreeRHS
 from tensorsim import Truncation
 from tensorsim.parallel import Executor, get_comm
