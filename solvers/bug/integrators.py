@@ -15,9 +15,10 @@ D. Sulz, arXiv 2412.00858 (parallel BUG for matrices and trees).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,7 +36,8 @@ from tensorsim._array_api import Array, array_namespace, device, to_float
 from tensorsim.linalg import Truncation, augment_basis
 from tensorsim.parallel import Executor, SerialComm
 from tensorsim.tensor_ops import mode_dot
-from tensorsim.ttn.network import TTN, orthonormalize, truncate
+from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn.network import TTN, inner, orthonormalize, truncate
 
 __all__ = ["augmented_bug_step", "bug_step", "parallel_bug_step"]
 
@@ -157,12 +159,22 @@ def _run_levels(
             store(node, result)
 
 
-def _finish(y: TTN, trunc: Truncation | None, info: StepInfo) -> tuple[TTN, StepInfo]:
+def _finish(
+    y: TTN, trunc: Truncation | None, info: StepInfo, conserve: Sequence[Any] | None = None
+) -> tuple[TTN, StepInfo]:
     clock = timer()
     if trunc is None:
         out, discarded = y, {}
-    else:
+    elif conserve is None:
         out, discarded = truncate(y, trunc)
+    else:
+        # one direction per edge is reserved for the functional's direction
+        r_max = trunc.max_rank
+        if r_max is not None and r_max > (trunc.min_rank or 1):
+            trunc = dataclasses.replace(trunc, max_rank=r_max - 1)
+        w = functional_network(y, conserve)
+        out, discarded = truncate(y, trunc)
+        out = restore_functional(out, w, inner(w, y))
     info.trunc_error = math.sqrt(sum(v * v for v in discarded.values()))
     info.ranks = out.ranks()
     info.wall_serial += clock()
@@ -193,6 +205,7 @@ def augmented_bug_step(
     trunc: Truncation,
     executor: Executor | None = None,
     substep: Substep = "krylov",
+    conserve: Sequence[Any] | None = None,
 ) -> tuple[TTN, StepInfo]:
     """One step of the rank-adaptive (augmented) BUG integrator for trees.
 
@@ -216,6 +229,13 @@ def augmented_bug_step(
         Spreads the independent local problems over MPI ranks (serial by default).
     substep
         ``"krylov"`` (exact exponentials) or ``"rk4"``.
+    conserve
+        Weight vectors ``w_0, ..., w_{d-1}`` (one per site) of a product functional
+        ``m(Y) = <w_0 (x) ... (x) w_{d-1}, Y>`` (e.g. the mass) that truncation must not
+        change: the truncated network is corrected along ``W`` (rank + 1 per edge at
+        most, within ``max_rank``; :mod:`tensorsim.ttn.conservation`). With the
+        functional's directions in the bases, the Galerkin step conserves ``m`` whenever
+        the operator does, so ``m`` is then kept to round-off.
 
     References
     ----------
@@ -249,7 +269,7 @@ def augmented_bug_step(
     _run_levels(ex, levels[:1], leaf_task, lambda n: _cost(lp.x[n]), store)
     _run_levels(ex, levels[1:], inner_task, lambda n: _cost(lp.x[n]) * 8, store)
     info.wall_serial = clock() - info.wall_parallel
-    return _finish(bases.network(root_tensor[0]), trunc, info)
+    return _finish(bases.network(root_tensor[0]), trunc, info, conserve)
 
 
 @register_integrator("bug")
@@ -331,6 +351,7 @@ def parallel_bug_step(
     c_norm: float = 10.0,
     max_rejections: int = 1,
     max_halvings: int = 3,
+    conserve: Sequence[Any] | None = None,
 ) -> tuple[TTN, StepInfo]:
     """One step of the parallel BUG integrator for trees (arXiv 2412.00858).
 
@@ -343,8 +364,9 @@ def parallel_bug_step(
 
     Parameters
     ----------
-    state, t, h, rhs, trunc, executor, substep
-        As :func:`augmented_bug_step`.
+    state, t, h, rhs, trunc, executor, substep, conserve
+        As :func:`augmented_bug_step` (the old-basis Galerkin step conserves ``m`` too: the
+        blocks with new directions are orthogonal to ``W``).
     offdiag
         Blocks with one new direction: ``"krylov"`` projects the child's exact local update
         (``Ũ^H K(t1)``, as the authors' Tucker code does); ``"euler"`` uses
@@ -353,11 +375,12 @@ def parallel_bug_step(
     rejection
         ``"paper"``: the rules of arXiv 2412.00858 (their code): reject when an edge rank
         after truncation is twice the old one (and below ``max_rank``), or when
-        ``h * eta > c_eta * trunc.atol``; the step is then redone from ``Y0`` embedded in the
+        ``h * eta > c_eta * tol`` with ``tol = trunc.tolerance(||Y0||)`` (the absolute
+        tolerance, or ``rtol * ||Y0||``); the step is then redone from ``Y0`` embedded in the
         augmented bases. ``"norm"`` (default): the paper's eta test, and instead of the
         rank-doubling rule (whose redos at doubled ranks are costly on large trees) a
         norm-defect test for norm-conserving problems (Hermitian ``H``, imaginary
-        ``factor``): reject when ``| ||Y1|| - ||Y0|| | > c_norm * trunc.atol``, with ``Y1``
+        ``factor``): reject when ``| ||Y1|| - ||Y0|| | > c_norm * tol``, with ``Y1``
         the augmented result before truncation. The exact flow conserves the norm, so the
         defect is a computable local error estimate; it catches the large first-step errors
         from zero-padded states, where the paper's rules cannot fire (the dropped blocks are
@@ -394,7 +417,7 @@ def parallel_bug_step(
     current = state
     for attempt in range(max_rejections + 1):
         y, embedded, eta = _parallel_attempt(current, h, rhs, executor, substep, offdiag, info)
-        out, info = _finish(y, trunc, info)
+        out, info = _finish(y, trunc, info, conserve)
         info.eta = eta
         if rejection == "none":
             return out, info
@@ -403,14 +426,15 @@ def parallel_bug_step(
         doubled = rejection == "paper" and any(
             info.ranks[e] == 2 * old_ranks[e] and 2 * old_ranks[e] < r_max for e in old_ranks
         )
-        too_big = trunc.atol is not None and eta > c_eta * trunc.atol
+        tol = trunc.tolerance(_root_norm(current))
+        too_big = tol > 0 and eta > c_eta * tol
         # the exact flow conserves the norm: the defect of the untruncated result is a local
         # error estimate (truncation is judged separately, by trunc_error)
         defect = (
             rejection == "norm"
             and conserving
-            and trunc.atol is not None
-            and abs(_root_norm(y) - _root_norm(current)) > c_norm * trunc.atol
+            and tol > 0
+            and abs(_root_norm(y) - _root_norm(current)) > c_norm * tol
         )
         if not (doubled or too_big or defect):
             return out, info
@@ -432,6 +456,7 @@ def parallel_bug_step(
         c_norm=c_norm,
         max_rejections=max_rejections,
         max_halvings=max_halvings - 1,
+        conserve=conserve,
     )
     mid, first = parallel_bug_step(state, t, h / 2, **options)
     out, second = parallel_bug_step(mid, t + h / 2, h / 2, **options)

@@ -122,6 +122,28 @@ class SumOfProducts:
             return NotImplemented
         return SumOfProducts(self.terms + other.terms, self.dims)
 
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Apply the operator to a full tensor ``x`` of shape ``dims`` (NumPy, references).
+
+        Each factor acts on its own axis (``np.tensordot``), so a term costs one small
+        contraction per named site and nothing is formed beyond ``x``'s size.
+        """
+        x = np.asarray(x)
+        if x.shape != self.dims:
+            raise ValueError(f"x: expected shape {self.dims}, got {x.shape}")
+        out = np.zeros(self.dims, dtype=np.result_type(x, *self._dtypes()))
+        for coef, factors in self.terms:
+            y = x
+            for site, m in factors.items():
+                y = np.moveaxis(np.tensordot(m, y, axes=([1], [site])), 0, site)
+            out += coef * y
+        return out
+
+    def _dtypes(self) -> list[Any]:
+        return [m.dtype for _, f in self.terms for m in f.values()] + [
+            np.complex128 if isinstance(c, complex) else np.float64 for c, _ in self.terms
+        ]
+
     def to_sparse(self) -> Any:
         """The full operator as a SciPy sparse matrix (site 0 = most significant factor).
 
