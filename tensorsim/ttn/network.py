@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "norm",
     "orthonormalize",
     "scale",
+    "subtree_tensor",
     "to_dense",
     "truncate",
 ]
@@ -186,28 +187,65 @@ def to_dense(ttn: TTN, *, max_size: int = 2**26) -> Array:
     if total > max_size:
         raise ValueError(f"to_dense: {total} entries exceed max_size={max_size}")
     xp = array_namespace(*ttn.tensors)
-    values: dict[int, Array] = {}  # node -> (sites below ..., r_parent)
-    for node in tree.postorder:
-        t = ttn.tensors[node]
-        if tree.is_leaf(node):
-            values[node] = t
+    full, order = subtree_tensor(ttn, tree.root)
+    return xp.permute_dims(full[..., 0], tuple(order.index(s) for s in range(tree.n_sites)))
+
+
+def subtree_tensor(
+    ttn: TTN, node: int, contract: Mapping[int, Array] | None = None
+) -> tuple[Array, list[int]]:
+    """The basis of a subtree as one tensor, some sites contracted with vectors.
+
+    Parameters
+    ----------
+    ttn
+        The network.
+    node
+        Root of the subtree.
+    contract
+        ``{site: v}``: site ``site`` (below ``node``) is summed against ``v`` (no
+        conjugation), e.g. to take a moment or a quadrature average.
+
+    Returns
+    -------
+    (tensor, sites)
+        ``tensor`` has one axis per remaining site below ``node`` (in the order ``sites``)
+        and a last axis for the edge to the parent (size 1 at the root).
+    """
+    tree = ttn.tree
+    contract = dict(contract or {})
+    below = set(tree.sites_below[node])
+    for site in contract:
+        if site not in below:
+            raise ValueError(f"contract: site {site} is not below node {node}")
+    values: dict[int, Array] = {}  # node -> (free sites below ..., r_parent)
+    free: dict[int, list[int]] = {}
+    for n in tree.postorder:
+        if not set(tree.sites_below[n]) <= below:
+            continue  # not in the subtree
+        t = ttn.tensors[n]
+        if tree.is_leaf(n):
+            if n in contract:
+                values[n], free[n] = einsum("i,ia->a", contract[n], t), []
+            else:
+                values[n], free[n] = t, [n]
             continue
-        kids = tree.children[node]
+        kids = tree.children[n]
         bonds = _LETTERS[: len(kids) + 1]
         letters = iter(_LETTERS[len(kids) + 1 :])
-        terms, out_sites = [bonds], ""
+        terms, out_sites, sites = [bonds], "", []
         for i, c in enumerate(kids):
-            sites = "".join(next(letters) for _ in tree.sites_below[c])
-            terms.append(sites + bonds[i + 1])
-            out_sites += sites
-        values[node] = einsum(
-            ",".join(terms) + "->" + out_sites + bonds[0],
-            t,
-            *(values.pop(c) for c in kids),
+            letters_c = "".join(next(letters) for _ in free[c])
+            terms.append(letters_c + bonds[i + 1])
+            out_sites += letters_c
+            sites += free.pop(c)
+        values[n] = einsum(
+            ",".join(terms) + "->" + out_sites + bonds[0], t, *(values.pop(c) for c in kids)
         )
-    full = values[tree.root][..., 0]
-    order = tree.sites_below[tree.root]
-    return xp.permute_dims(full, tuple(order.index(s) for s in range(tree.n_sites)))
+        free[n] = sites
+        if n == node:
+            break
+    return values[node], free[node]
 
 
 def _sandwich(bra: Array, envs: Sequence[Array | None], ket: Array) -> Array:

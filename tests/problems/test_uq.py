@@ -1,0 +1,102 @@
+"""Uncertain radiative transfer: tree statistics, DLRA against full-rank collocation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from problems.radiative_transfer import (
+    TransportParams,
+    density,
+    full_rank_solve,
+    time_step,
+    transport_operator,
+)
+from problems.uq import (
+    UQParams,
+    collocation_reference,
+    density_statistics,
+    initial_vectors,
+    quadrature,
+    uq_mass_weights,
+    uq_operator,
+    uq_tree,
+)
+from solvers.bug import INTEGRATORS, LinearTreeRHS
+from tensorsim import Truncation
+from tensorsim.config import ConfigError
+from tensorsim.ttn import inner, product_state, random_ttn
+from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn.operator import to_ttno
+
+
+def _small(**transport) -> UQParams:
+    values = dict(cells=51, degree=15, sigma_s=5.0, cfl=0.1, t_end=0.5)
+    values.update(transport)
+    return UQParams(transport=TransportParams(**values), nodes_xi=8, nodes_eta=8)
+
+
+def test_statistics_from_the_tree_match_the_full_tensor(rng):
+    params = _small(cells=9, degree=3)
+    y = random_ttn(uq_tree(params), 3, rng=rng)
+    mean, var = density_statistics(params, y)
+    rho = density(params.transport, np.moveaxis(y.to_dense(), 1, -1))  # (x, xi, eta)
+    _, p_xi, _, p_eta = quadrature(params)
+    p = np.outer(p_xi, p_eta)
+    exact_mean = np.einsum("xij,ij->x", rho, p)
+    exact_var = np.einsum("xij,ij->x", (rho - exact_mean[:, None, None]) ** 2, p)
+    assert np.allclose(mean, exact_mean, rtol=1e-12, atol=1e-14)
+    assert np.allclose(var, exact_var, rtol=1e-10, atol=1e-14)
+
+
+def test_operator_at_a_collocation_point_is_the_deterministic_one(rng):
+    params = _small(cells=7, degree=2)
+    op = uq_operator(params)
+    x = rng.standard_normal(op.dims)
+    applied = op.apply(x)
+    xi, _, eta, _ = quadrature(params)
+    i, j = 3, 5
+    point = TransportParams(
+        cells=7, degree=2, sigma_s=5.0 + 4.0 * xi[i] + eta[j], cfl=0.1, t_end=0.5
+    )
+    expected = transport_operator(point).apply(x[..., i, j])
+    assert np.allclose(applied[..., i, j], expected, rtol=1e-13, atol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "rtol"), [("augmented_bug", 1e-4), ("parallel_bug", 1e-5)])
+def test_dlra_statistics_against_collocation(name, rtol):
+    params = _small()
+    ref_mean, ref_var = collocation_reference(params, lambda p: full_rank_solve(p)[-1])
+    tree = uq_tree(params)
+    rhs = LinearTreeRHS(to_ttno(uq_operator(params), tree), factor=1.0)
+    y = product_state(tree, initial_vectors(params), rank=10)
+    weights = uq_mass_weights(params)
+    w = functional_network(y, weights)
+    y = restore_functional(y, w, inner(w, y))
+    h, steps = time_step(params.transport)
+    trunc = Truncation(rtol=rtol, max_rank=50, min_rank=2)
+    history = []
+    for k in range(steps):
+        y, info = INTEGRATORS[name](
+            y, k * h, h, rhs=rhs, trunc=trunc, substep="rk4", conserve=weights
+        )
+        history.append(max(info.ranks.values()))
+    mean, var = density_statistics(params, y)
+    assert np.linalg.norm(mean - ref_mean) / np.linalg.norm(ref_mean) < 1e-2
+    assert np.linalg.norm(var - ref_var) / np.linalg.norm(ref_var) < 5e-2
+    # ranks grow from the product state, then level off below r_max
+    assert history[0] < history[-1] < 50
+    assert max(history[-10:]) - min(history[-10:]) <= 2
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="sigma_s"):
+        UQParams(transport=TransportParams(sigma_s=1.0), sigma_s_xi=1.0, sigma_s_eta=0.5)
+    with pytest.raises(ValueError, match="sigma_a"):
+        UQParams(sigma_a_xi=0.1)
+    with pytest.raises(ConfigError, match="nodes_xi"):
+        UQParams(nodes_xi=0)
+    params = _small(cells=9, degree=3)
+    other = random_ttn(uq_tree(_small(cells=11, degree=3)), 2, rng=0)
+    with pytest.raises(ValueError, match="uq_tree"):
+        density_statistics(params, other)
