@@ -10,7 +10,10 @@ Each parameter is discretized by Gauss-Legendre collocation, so the unknown is t
 ``u(space..., moment, xi_i, eta_j)`` and the generator stays a sum of Kronecker products
 (``diag(xi)`` on the ``xi`` site). The tree follows arXiv 2412.00858 (Secs. 5.2, 5.3):
 ``root -> {(space, moments), (xi, eta)}``, with the 2-D space split into ``x`` and ``y``
-sites: ``root -> {((x, y), moments), (xi, eta)}``.
+leaves of the same node: ``root -> {(x, y, moments), (xi, eta)}``. (The nested
+``((x, y), moments)`` is far less accurate from the zero-padded product state: its
+``(x, y)`` basis update sees the moments only through their old basis, where the transport
+term ``D_x (x) A_x`` has no component, so the odd-in-``x`` directions never enter.)
 
 Expected value and variance of the density over the parameters come straight from the
 tree (:func:`density_statistics`), never from the full tensor. The reference
@@ -149,9 +152,9 @@ def uq_operator(params: UQParams) -> SumOfProducts:
 
 
 def uq_tree(params: UQParams) -> Tree:
-    """``root -> {(space, moments), (xi, eta)}`` (2-D: space = (x, y))."""
+    """``root -> {(space, moments), (xi, eta)}`` (2-D: ``(x, y, moments)`` under one node)."""
     space, m, s_xi, s_eta = uq_sites(params)
-    physical = (space[0], m) if len(space) == 1 else (tuple(space), m)
+    physical = (*space, m)
     return Tree.from_nested((physical, (s_xi, s_eta)), uq_operator(params).dims)
 
 
