@@ -5,8 +5,6 @@ Used by :mod:`drivers.radiative_transfer` and :mod:`drivers.uq` (real, linear pr
 
 - :class:`SolverParams` and :class:`OutputParams`, the ``solver`` and ``output`` tables of
   both drivers (a driver subclasses them to change defaults);
-- :func:`load_with_preset`: a top-level ``preset`` key that picks the defaults of the
-  ``problem`` table (the file and the ``--set`` overrides then change single values);
 - :func:`start`: a new output file and the initial state, or the file of a stopped run and
   the state of its checkpoint (``--restart``);
 - :func:`evolve`: the time loop. It steps through the integrator (whose executor spreads the
@@ -23,8 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -32,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 
 from tensorsim._array_api import to_numpy
-from tensorsim.config import ConfigError, Params, config_to_dict, load_config, param
+from tensorsim.config import ConfigError, Params, param
 from tensorsim.ttn import TTN, Tree
 
 if TYPE_CHECKING:
@@ -44,7 +41,6 @@ __all__ = [
     "SolverParams",
     "Start",
     "evolve",
-    "load_with_preset",
     "record_steps",
     "start",
 ]
@@ -140,76 +136,6 @@ class OutputParams(Params):
     checkpoint_every: int = param(25, "steps between checkpoints", ge=1)
     log_every: int = param(10, "steps between progress lines", ge=1)
     reference: bool = param(True, "compute the full-rank reference")
-
-
-# ------------------------------------------------------------------------------ presets
-
-
-def _read_toml(path: str | Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
-
-
-def _merged(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in new.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_with_preset(
-    cls: type[P],
-    path: str | Path | None,
-    overrides: Sequence[str],
-    presets: Mapping[str, Callable[[], Params]],
-) -> P:
-    """Build a configuration whose ``problem`` defaults come from the chosen ``preset``.
-
-    Sources, later ones winning: the field defaults, the preset's ``problem`` values, the
-    TOML file at ``path``, the ``KEY=VALUE`` overrides. The preset is the last ``preset``
-    given (override, else file, else the field default of ``cls``).
-
-    Parameters
-    ----------
-    cls
-        The top-level configuration, with a ``preset`` field and a ``problem`` table.
-    path
-        A TOML file, or None.
-    overrides
-        ``--set`` strings.
-    presets
-        Preset name -> function returning the ``problem`` value.
-
-    Returns
-    -------
-    P
-        The validated configuration.
-
-    Raises
-    ------
-    ConfigError
-        As :func:`tensorsim.config.load_config` (an unknown preset names ``preset``).
-    """
-    data = _read_toml(path) if path is not None else {}
-    name = data.get("preset", getattr(cls, "preset", None))
-    for text in overrides:
-        key, sep, raw = str(text).partition("=")
-        if sep and key.strip() == "preset":
-            try:
-                name = tomllib.loads(f"v = {raw.strip()}")["v"]
-            except tomllib.TOMLDecodeError:
-                name = raw.strip()
-    if isinstance(name, str) and name in presets:
-        data = _merged({"problem": config_to_dict(presets[name]())}, data)
-    return load_config(cls, None, list(overrides), data=data)
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -48,7 +48,6 @@ from drivers._evolution import (
     OutputParams,
     SolverParams,
     evolve,
-    load_with_preset,
     record_steps,
     start,
 )
@@ -73,6 +72,7 @@ from tensorsim.config import (
     build_parser,
     config_from_toml,
     config_to_toml,
+    load_with_preset,
     param,
 )
 from tensorsim.log import setup_logging

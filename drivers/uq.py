@@ -48,7 +48,6 @@ from drivers._evolution import (
     OutputParams,
     SolverParams,
     evolve,
-    load_with_preset,
     start,
 )
 from problems.radiative_transfer import full_rank_solve, grid, time_step
@@ -69,6 +68,7 @@ from tensorsim.config import (
     build_parser,
     config_from_toml,
     config_to_toml,
+    load_with_preset,
     param,
 )
 from tensorsim.log import setup_logging

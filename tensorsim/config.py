@@ -47,7 +47,7 @@ import pathlib
 import tomllib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import tomli_w
@@ -62,6 +62,7 @@ __all__ = [
     "config_to_toml",
     "describe_options",
     "load_config",
+    "load_with_preset",
     "param",
 ]
 
@@ -606,6 +607,54 @@ def load_config(
     for text in overrides:
         _apply_override(cls, merged, text)
     return _build(cls, merged, "", None)
+
+
+def load_with_preset(
+    cls: type[P],
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str],
+    presets: Mapping[str, Callable[[], Params]],
+    *,
+    table: str = "problem",
+) -> P:
+    """Build a configuration whose ``table`` defaults come from the chosen ``preset``.
+
+    Sources, later ones winning: the field defaults, the preset's ``table`` values, the
+    TOML file at ``path``, the ``KEY=VALUE`` overrides. The preset is the last ``preset``
+    given (override, else file, else the field default of ``cls``).
+
+    Parameters
+    ----------
+    cls
+        The top-level configuration, with a ``preset`` field and a ``table`` table.
+    path
+        A TOML file, or None.
+    overrides
+        ``--set`` strings.
+    presets
+        Preset name -> function returning the ``table`` value.
+    table
+        The table whose defaults a preset sets.
+
+    Returns
+    -------
+    P
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`load_config` (an unknown preset names ``preset``).
+    """
+    data = _read_toml_file(path) if path is not None else {}
+    name = data.get("preset", getattr(cls, "preset", None))
+    for text in overrides:
+        key, sep, raw = str(text).partition("=")
+        if sep and key.strip() == "preset":
+            name = _parse_override_value(raw.strip(), str, "preset", {})
+    if isinstance(name, str) and name in presets:
+        data = _deep_merge({table: config_to_dict(presets[name]())}, data)
+    return load_config(cls, None, list(overrides), data=data)
 
 
 def config_from_toml(cls: type[P], text: str) -> P:

@@ -255,7 +255,7 @@ def test_bad_input(tmp_path, override, error, match):
 def test_preset_gives_the_defaults_and_keeps_overrides(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text('preset = "line_source"\n[problem]\ncells = 30\n')
-    from drivers._evolution import load_with_preset
+    from tensorsim.config import load_with_preset
 
     cfg = load_with_preset(
         driver.RadiativeTransferRun, config, ["problem.degree=3"], driver.PRESETS

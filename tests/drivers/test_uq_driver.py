@@ -217,7 +217,7 @@ def test_bad_input(tmp_path, override, error, match):
 
 
 def test_preset_defaults():
-    from drivers._evolution import load_with_preset
+    from tensorsim.config import load_with_preset
 
     cfg = load_with_preset(driver.UQRun, None, ["preset=section_5_3"], driver.PRESETS)
     assert cfg.problem == UQParams.section_5_3()
