@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -46,8 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("drivers.evolution")
-
-P = TypeVar("P", bound=Params)
 
 #: ``step(y, t) -> (y, info)``: one integrator step of the driver's fixed size.
 Stepper = Callable[[TTN, float], "tuple[TTN, StepInfo]"]

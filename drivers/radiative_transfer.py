@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from drivers._cli import run_command_line
 from drivers._evolution import (
     OutputParams,
     SolverParams,
@@ -69,14 +69,11 @@ from tensorsim._array_api import to_numpy
 from tensorsim.config import (
     ConfigError,
     Params,
-    build_parser,
-    config_from_toml,
     config_to_toml,
     load_with_preset,
     param,
 )
-from tensorsim.log import setup_logging
-from tensorsim.parallel import Executor, abort_on_error, get_comm
+from tensorsim.parallel import Executor
 from tensorsim.ttn import TTN, Tree, inner, product_state, subtree_tensor
 from tensorsim.ttn.conservation import functional_network, restore_functional
 from tensorsim.ttn.operator import to_ttno
@@ -405,64 +402,34 @@ def plot(path: str) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Command-line entry point; returns the run summary (None for ``plot``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["plot"]:
-        if len(argv) != 2:
-            raise SystemExit("usage: python -m drivers.radiative_transfer plot FILE")
-        setup_logging()
-        for p in plot(argv[1]):
-            logger.info("wrote %s", p)
-        return None
-    parser = build_parser(
-        RadiativeTransferRun,
+    return run_command_line(
+        argv,
+        config_cls=RadiativeTransferRun,
         prog="python -m drivers.radiative_transfer",
         description=__doc__.split("\n")[0],
+        load=lambda args: load_with_preset(RadiativeTransferRun, args.config, args.set, PRESETS),
+        run=run,
+        plot=plot,
+        describe=_describe,
+        summarize=_summarize,
+        logger=logger,
     )
-    parser.add_argument("--restart", metavar="FILE", help="continue the run stored in FILE")
-    parser.add_argument(
-        "--max-steps", type=int, default=None, help="stop after this many steps (checkpointed)"
-    )
-    args = parser.parse_args(argv)
-    comm = get_comm()
-    setup_logging(comm)
-    with abort_on_error(comm):
-        if args.restart is not None:
-            if args.config or args.set:
-                raise ConfigError("--restart continues with the configuration stored in the file")
-            text = None
-            if comm.rank == 0:
-                from tensorsim.io import open_run
 
-                ds, _ = open_run(args.restart)
-                text = str(ds.attrs["config"])
-            cfg = config_from_toml(RadiativeTransferRun, comm.bcast(text, root=0))
-        else:
-            cfg = load_with_preset(RadiativeTransferRun, args.config, args.set, PRESETS)
-        logger.info(
-            "%s, %d cells, P_%d, %s, rtol=%g, T=%g on %d rank(s)",
-            cfg.problem.case,
-            cfg.problem.cells,
-            cfg.problem.degree,
-            cfg.solver.integrator,
-            cfg.solver.rtol,
-            cfg.problem.t_end,
-            comm.size,
-        )
-        summary = run(
-            cfg,
-            comm,
-            restart=Path(args.restart) if args.restart else None,
-            max_steps=args.max_steps,
-        )
-        logger.info(
-            "%d steps in %.1f s, max rank %d, mass change %+.1e; wrote %s",
-            summary["steps"],
-            summary["wall_time"],
-            summary["max_rank"],
-            summary["mass_change"],
-            summary["path"],
-        )
-    return summary
+
+def _describe(cfg: RadiativeTransferRun, n_ranks: int) -> str:
+    p, s = cfg.problem, cfg.solver
+    return (
+        f"{p.case}, {p.cells} cells, P_{p.degree}, {s.integrator}, rtol={s.rtol:g}, "
+        f"T={p.t_end:g} on {n_ranks} rank(s)"
+    )
+
+
+def _summarize(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['steps']} steps in {summary['wall_time']:.1f} s, max rank "
+        f"{summary['max_rank']}, mass change {summary['mass_change']:+.1e}; "
+        f"wrote {summary['path']}"
+    )
 
 
 if __name__ == "__main__":

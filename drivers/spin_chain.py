@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from drivers._cli import run_command_line
 from problems.spin_chain import (
     MAX_EXACT_SITES,
     SpinChainParams,
@@ -46,14 +46,11 @@ from tensorsim._array_api import to_numpy
 from tensorsim.config import (
     ConfigError,
     Params,
-    build_parser,
     config_from_args,
-    config_from_toml,
     config_to_toml,
     param,
 )
-from tensorsim.log import setup_logging
-from tensorsim.parallel import Executor, abort_on_error, get_comm
+from tensorsim.parallel import Executor
 from tensorsim.ttn import TTN, local_expectations, product_state
 from tensorsim.ttn.environment import down_environments
 from tensorsim.ttn.operator import to_ttno
@@ -398,63 +395,35 @@ def plot(path: str) -> list[Path]:
     return outputs
 
 
-def main(argv: Sequence[str] | None = None) -> dict | None:
+def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Command-line entry point; returns the run summary (None for ``plot``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["plot"]:
-        if len(argv) != 2:
-            raise SystemExit("usage: python -m drivers.spin_chain plot FILE")
-        setup_logging()
-        for p in plot(argv[1]):
-            logger.info("wrote %s", p)
-        return None
-    parser = build_parser(
-        SpinChainRun, prog="python -m drivers.spin_chain", description=__doc__.split("\n")[0]
+    return run_command_line(
+        argv,
+        config_cls=SpinChainRun,
+        prog="python -m drivers.spin_chain",
+        description=__doc__.split("\n")[0],
+        load=lambda args: config_from_args(SpinChainRun, args),
+        run=run,
+        plot=plot,
+        describe=_describe,
+        summarize=_summarize,
+        logger=logger,
     )
-    parser.add_argument("--restart", metavar="FILE", help="continue the run stored in FILE")
-    parser.add_argument(
-        "--max-steps", type=int, default=None, help="stop after this many steps (checkpointed)"
-    )
-    args = parser.parse_args(argv)
-    comm = get_comm()
-    setup_logging(comm)
-    with abort_on_error(comm):
-        if args.restart is not None:
-            if args.config or args.set:
-                raise ConfigError("--restart continues with the configuration stored in the file")
-            text = None
-            if comm.rank == 0:
-                from tensorsim.io import open_run
 
-                ds, _ = open_run(args.restart)
-                text = str(ds.attrs["config"])
-            cfg = config_from_toml(SpinChainRun, comm.bcast(text, root=0))
-        else:
-            cfg = config_from_args(SpinChainRun, args)
-        logger.info(
-            "%s, %d sites, %s tree, %s, h=%g, T=%g on %d rank(s)",
-            cfg.model.model,
-            cfg.model.sites,
-            cfg.model.tree,
-            cfg.solver.integrator,
-            cfg.solver.h,
-            cfg.solver.t_end,
-            comm.size,
-        )
-        summary = run(
-            cfg,
-            comm,
-            restart=Path(args.restart) if args.restart else None,
-            max_steps=args.max_steps,
-        )
-        logger.info(
-            "%d steps in %.1f s, max rank %d; wrote %s",
-            summary["steps"],
-            summary["wall_time"],
-            summary["max_rank"],
-            summary["path"],
-        )
-    return summary
+
+def _describe(cfg: SpinChainRun, n_ranks: int) -> str:
+    m, s = cfg.model, cfg.solver
+    return (
+        f"{m.model}, {m.sites} sites, {m.tree} tree, {s.integrator}, h={s.h:g}, "
+        f"T={s.t_end:g} on {n_ranks} rank(s)"
+    )
+
+
+def _summarize(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['steps']} steps in {summary['wall_time']:.1f} s, max rank "
+        f"{summary['max_rank']}; wrote {summary['path']}"
+    )
 
 
 if __name__ == "__main__":
