@@ -60,8 +60,8 @@ from problems.uq import (
 from solvers.bug import INTEGRATORS, LinearTreeRHS
 from tensorsim import Truncation
 from tensorsim.parallel import Executor, get_comm
-from tensorsim.ttn import TTN, Tree, inner, product_state
-from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn import TTN, Tree, product_state
+from tensorsim.ttn.conservation import include_functional
 from tensorsim.ttn.operator import to_ttno
 
 TARGET = 1e-2
@@ -83,9 +83,7 @@ class Run:
 
 def _evolve(tree: Tree, op, vectors, weights, params: TransportParams, name, rtol, executor):
     rhs = LinearTreeRHS(to_ttno(op, tree), factor=1.0)
-    y = product_state(tree, vectors, rank=10)
-    w = functional_network(y, weights)
-    y = restore_functional(y, w, inner(w, y))
+    y = include_functional(product_state(tree, vectors, rank=10), weights)
     h, steps = time_step(params)
     trunc = Truncation(rtol=rtol, max_rank=50, min_rank=2)
     max_rank, stored = 0, y.size

@@ -75,7 +75,7 @@ from tensorsim.config import (
 )
 from tensorsim.parallel import Executor
 from tensorsim.ttn import TTN, Tree, inner, product_state, subtree_tensor
-from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn.conservation import functional_network, include_functional
 from tensorsim.ttn.operator import to_ttno
 
 __all__ = [
@@ -262,8 +262,7 @@ def run(
         y = product_state(tree, initial_moments(params), rank=solver.initial_rank)
         if conserve is None:
             return y
-        w = functional_network(y, weights)
-        return restore_functional(y, w, inner(w, y))
+        return include_functional(y, weights)
 
     path = Path(output.path if restart is None else restart)
     begin = start(

@@ -71,7 +71,7 @@ from tensorsim.config import (
 )
 from tensorsim.parallel import Executor
 from tensorsim.ttn import TTN, inner, product_state
-from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn.conservation import functional_network, include_functional
 from tensorsim.ttn.operator import to_ttno
 
 __all__ = ["PRESETS", "UQOutputParams", "UQRun", "UQSolverParams", "main", "plot", "run"]
@@ -193,8 +193,7 @@ def run(
         y = product_state(tree, initial_vectors(params), rank=solver.initial_rank)
         if conserve is None:
             return y
-        w = functional_network(y, weights)
-        return restore_functional(y, w, inner(w, y))
+        return include_functional(y, weights)
 
     begin = start(
         Path(output.path if restart is None else restart),

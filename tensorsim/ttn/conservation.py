@@ -21,7 +21,7 @@ from tensorsim._array_api import array_namespace, device
 from tensorsim.ttn.build import product_state
 from tensorsim.ttn.network import TTN, add, inner, orthonormalize, scale
 
-__all__ = ["functional_network", "restore_functional"]
+__all__ = ["functional_network", "include_functional", "restore_functional"]
 
 
 def functional_network(like: TTN, weights: Sequence[Any]) -> TTN:
@@ -61,3 +61,13 @@ def restore_functional(y: TTN, w: TTN, value: Any) -> TTN:
     """
     defect = value - inner(w, y)
     return orthonormalize(add(y, scale(w, defect / inner(w, w))))
+
+
+def include_functional(y: TTN, weights: Sequence[Any]) -> TTN:
+    """The same state with the functional's directions in every basis (ranks + 1 at most).
+
+    Start a conservative run from this, so that the first Galerkin step already conserves
+    ``<W, Y>`` (the ``conserve`` option of the BUG integrators keeps it there).
+    """
+    w = functional_network(y, weights)
+    return restore_functional(y, w, inner(w, y))

@@ -25,8 +25,8 @@ from problems.uq import (
 from solvers.bug import INTEGRATORS, LinearTreeRHS
 from tensorsim import Truncation
 from tensorsim.config import ConfigError
-from tensorsim.ttn import inner, product_state, random_ttn
-from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn import product_state, random_ttn
+from tensorsim.ttn.conservation import include_functional
 from tensorsim.ttn.operator import to_ttno
 
 
@@ -71,8 +71,7 @@ def test_dlra_statistics_against_collocation(name, rtol):
     rhs = LinearTreeRHS(to_ttno(uq_operator(params), tree), factor=1.0)
     y = product_state(tree, initial_vectors(params), rank=10)
     weights = uq_mass_weights(params)
-    w = functional_network(y, weights)
-    y = restore_functional(y, w, inner(w, y))
+    y = include_functional(y, weights)
     h, steps = time_step(params.transport)
     trunc = Truncation(rtol=rtol, max_rank=50, min_rank=2)
     history = []

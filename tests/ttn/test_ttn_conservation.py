@@ -7,7 +7,11 @@ import pytest
 
 from tensorsim import Truncation
 from tensorsim.ttn import Tree, inner, random_ttn, truncate
-from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn.conservation import (
+    functional_network,
+    include_functional,
+    restore_functional,
+)
 
 
 def test_restore_functional_after_truncation(rng):
@@ -35,3 +39,16 @@ def test_functional_network_bad_input(rng):
         functional_network(y, [np.ones(3), np.ones(3)])
     with pytest.raises(ValueError, match="zero vector"):
         functional_network(y, [np.zeros(3), np.ones(2)])
+
+
+def test_include_functional_keeps_the_state(rng):
+    tree = Tree.from_nested(((0, 1), 2), [5, 4, 6])
+    y = random_ttn(tree, 2, rng=rng)
+    weights = [rng.standard_normal(n) for n in tree.dims]
+    z = include_functional(y, weights)
+    assert np.allclose(z.to_dense(), y.to_dense(), rtol=0, atol=1e-13)
+    assert all(z.ranks()[e] <= y.ranks()[e] + 1 for e in y.ranks())
+    # every leaf basis now holds its weight vector
+    for site in range(tree.n_sites):
+        u = z.tensors[site]
+        assert np.allclose(u @ (u.T @ weights[site]), weights[site], atol=1e-12)
