@@ -25,9 +25,11 @@ one netCDF4/HDF5 file (``xarray.open_dataset(path, engine="h5netcdf")``) with th
 coordinates ``x`` (and ``y``), the series ``density_mean`` and ``density_var`` (time x
 space: expected value and variance of the density over the parameters, from the tree),
 ``mass`` (expected mass), ``max_rank``, ``ranks`` (time x edge), ``trunc_error``, ``eta``,
-``rejected``, ``wall_time``. With ``output.reference = true`` (off by default: it solves the
-full-rank problem at every collocation point, ``nodes_xi * nodes_eta`` solves, spread over
-the MPI ranks) the finished run also holds the static (non-time) variables
+``rejected``, ``wall_time``. With ``output.reference = true`` (off by default) the
+full-rank collocation reference is computed at the end: ``output.reference_nodes`` (32)
+full-rank solves at Chebyshev points in ``sigma_s``, interpolated to all collocation points
+(:func:`problems.uq.interpolated_density`; ``0`` solves at every point), spread over the
+MPI ranks. The finished run then holds the static (non-time) variables
 ``density_mean_reference``, ``density_var_reference`` (space) and the scalars ``error_mean``,
 ``error_var`` (relative L2 errors at the final time).
 """
@@ -105,12 +107,18 @@ class UQOutputParams(OutputParams):
     path
         Output netCDF4/HDF5 file (its directory is created).
     reference
-        Full-rank collocation reference of the final mean and variance (one full-rank
-        solve per collocation point, spread over the MPI ranks).
+        Full-rank collocation reference of the final mean and variance (solves spread over
+        the MPI ranks).
+    reference_nodes
+        Full-rank solves of the reference: Chebyshev points in ``sigma_s`` of
+        :func:`problems.uq.interpolated_density`; ``0`` solves at every collocation point.
     """
 
     path: str = param("runs/uq.nc", "output file")
     reference: bool = param(False, "full-rank collocation reference at the final time")
+    reference_nodes: int = param(
+        32, "full-rank solves of the reference (Chebyshev in sigma_s); 0: one per point", ge=0
+    )
 
 
 @dataclass(frozen=True)
@@ -240,14 +248,18 @@ def run(
             return
         clock = time.perf_counter()
         ref_mean, ref_var = collocation_reference(
-            params, lambda point: full_rank_solve(point)[-1], executor.map
+            params,
+            lambda point: full_rank_solve(point)[-1],
+            executor.map,
+            sigma_s_nodes=output.reference_nodes or None,
         )
         mean, var = density_statistics(params, y)
         err_mean, err_var = _relative(mean, ref_mean), _relative(var, ref_var)
         logger.info(
-            "collocation reference (%d points) in %.1f s: relative error of the mean %.2e, "
-            "of the variance %.2e",
+            "collocation reference (%d points, %d solves) in %.1f s: relative error of the "
+            "mean %.2e, of the variance %.2e",
             params.nodes_xi * params.nodes_eta,
+            output.reference_nodes or params.nodes_xi * params.nodes_eta,
             time.perf_counter() - clock,
             err_mean,
             err_var,

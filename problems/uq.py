@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.interpolate import BarycentricInterpolator
 
 from problems.pn_moments import isotropic_weight
 from problems.radiative_transfer import (
@@ -55,6 +56,7 @@ __all__ = [
     "collocation_reference",
     "density_statistics",
     "initial_vectors",
+    "interpolated_density",
     "quadrature",
     "uq_mass_weights",
     "uq_operator",
@@ -239,6 +241,8 @@ def collocation_reference(
     params: UQParams,
     solve: Callable[[TransportParams], np.ndarray],
     map_points: Callable[..., list[Any]] | None = None,
+    *,
+    sigma_s_nodes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expected value and variance of the density at ``t_end`` by full-rank collocation.
 
@@ -252,6 +256,10 @@ def collocation_reference(
     map_points
         ``map_points(func, tasks)`` evaluating ``func`` on every task, e.g. the ``map`` of a
         :class:`tensorsim.parallel.Executor` (MPI ranks); serial by default.
+    sigma_s_nodes
+        ``None`` (default): one full-rank solve per collocation point. An integer: the
+        densities at the points come from :func:`interpolated_density` with this many
+        solves, which makes the 100 x 100 references of Secs. 5.2 and 5.3 affordable.
 
     Returns
     -------
@@ -260,11 +268,20 @@ def collocation_reference(
     """
     points = collocation_points(params)
     t = params.transport
+    if sigma_s_nodes is None:
 
-    def one(point: tuple[int, int, TransportParams]) -> np.ndarray:
-        return density(t, solve(point[2]))
+        def one(point: tuple[int, int, TransportParams]) -> np.ndarray:
+            return density(t, solve(point[2]))
 
-    rhos = (map_points or (lambda f, tasks: [f(x) for x in tasks]))(one, points)
+        rhos = _map(map_points)(one, points)
+    else:
+        rho_at = interpolated_density(params, sigma_s_nodes, solve, map_points)
+        rhos = list(
+            rho_at(
+                np.array([p.sigma_s for _, _, p in points]),
+                np.array([p.sigma_a for _, _, p in points]),
+            )
+        )
     _, p_xi, _, p_eta = quadrature(params)
     mean = np.zeros_like(rhos[0])
     second = np.zeros_like(rhos[0])
@@ -272,3 +289,81 @@ def collocation_reference(
         mean += p_xi[i] * p_eta[j] * rho
         second += p_xi[i] * p_eta[j] * rho**2
     return mean, second - mean**2
+
+
+def interpolated_density(
+    params: UQParams,
+    nodes: int,
+    solve: Callable[[TransportParams], np.ndarray],
+    map_points: Callable[..., list[Any]] | None = None,
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The density at ``t_end`` as a function of the cross sections, from ``nodes`` solves.
+
+    Two facts make a handful of full-rank solves stand for all collocation points:
+
+    * The cross sections are uniform in space, so the absorption term ``-sigma_a u``
+      commutes with the rest of the generator and factors out of the flow:
+      ``u(t; sigma_s, sigma_a) = exp(-sigma_a t) u(t; sigma_s, 0)``. (Exact for the
+      time-continuous problem; the discrete solves differ from it by their own RK4 error.)
+    * ``u(t; sigma_s, 0)`` is an entire function of ``sigma_s`` (an exponential of an
+      affine matrix function), so polynomial interpolation at Chebyshev points on the range
+      of ``sigma_s`` converges faster than geometrically.
+
+    The interpolant is SciPy's barycentric formula on Chebyshev points of the second kind;
+    test it against direct solves before trusting it with a new setting (the tests do).
+
+    Parameters
+    ----------
+    params
+        The problem; the interpolation interval is the range of ``sigma_s`` over its
+        collocation points.
+    nodes
+        Number of Chebyshev points (full-rank solves), >= 1.
+    solve, map_points
+        As in :func:`collocation_reference`.
+
+    Returns
+    -------
+    callable
+        ``rho(sigma_s, sigma_a)`` for arrays of ``m`` cross-section pairs, shape
+        ``(m, *space)``.
+    """
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ValueError(f"nodes: expected an integer >= 1, got {nodes!r}")
+    t = params.transport
+    sigmas = [p.sigma_s for _, _, p in collocation_points(params)]
+    low, high = min(sigmas), max(sigmas)
+    if nodes == 1 or high == low:
+        centres = np.array([0.5 * (low + high)])
+    else:
+        centres = low + 0.5 * (high - low) * (1.0 + np.cos(np.pi * np.arange(nodes) / (nodes - 1)))
+
+    def one(sigma_s: float) -> np.ndarray:
+        return density(t, solve(dataclasses.replace(t, sigma_s=float(sigma_s), sigma_a=0.0)))
+
+    values = np.stack(_map(map_points)(one, list(centres)))
+    interpolant = BarycentricInterpolator(centres, values, axis=0) if centres.size > 1 else None
+
+    def rho(sigma_s: np.ndarray, sigma_a: np.ndarray) -> np.ndarray:
+        sigma_s, sigma_a = np.atleast_1d(sigma_s), np.atleast_1d(sigma_a)
+        if sigma_s.shape != sigma_a.shape or sigma_s.ndim != 1:
+            raise ValueError("sigma_s, sigma_a: expected 1-D arrays of equal length")
+        if np.any(sigma_s < low - 1e-12 * (1 + abs(low))) or np.any(
+            sigma_s > high + 1e-12 * (1 + abs(high))
+        ):
+            raise ValueError(
+                f"sigma_s: expected values in the interpolation range [{low}, {high}]"
+            )
+        base = (
+            interpolant(sigma_s)
+            if interpolant is not None
+            else np.broadcast_to(values[0], (sigma_s.size, *values.shape[1:]))
+        )
+        decay = np.exp(-sigma_a * t.t_end).reshape(-1, *([1] * (values.ndim - 1)))
+        return decay * base
+
+    return rho
+
+
+def _map(map_points: Callable[..., list[Any]] | None) -> Callable[..., list[Any]]:
+    return map_points or (lambda func, tasks: [func(task) for task in tasks])
