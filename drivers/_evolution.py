@@ -1,7 +1,7 @@
 """Shared machinery of the tree-tensor-network drivers: configuration and one time loop.
 
-Used by :mod:`drivers.radiative_transfer` and :mod:`drivers.uq` (real, linear problems
-``du/dt = L u`` stepped by a rank-adaptive BUG integrator):
+Used by :mod:`drivers.radiative_transfer`, :mod:`drivers.uq` and :mod:`drivers.spin_chain`
+(linear problems ``du/dt = L u`` stepped by a BUG integrator):
 
 - :class:`SolverParams` and :class:`OutputParams`, the ``solver`` and ``output`` tables of
   both drivers (a driver subclasses them to change defaults);
@@ -227,6 +227,7 @@ def evolve(
     max_steps: int | None = None,
     max_mass_growth: float = 1e-6,
     on_finish: Callable[[TTN], None] | None = None,
+    monitored: str = "mass",
 ) -> dict[str, Any]:
     """Step from ``begin`` to ``n_steps`` (or ``max_steps`` more); close the file.
 
@@ -254,6 +255,9 @@ def evolve(
     on_finish
         Called with the final state on every rank when the last step is done, before the
         file is closed with ``finished = 1`` (e.g. a final-time reference).
+    monitored
+        Name of the quantity ``mass`` computes, for the progress lines and errors (e.g.
+        ``"norm^2"`` for a unitary flow).
 
     Returns
     -------
@@ -294,8 +298,8 @@ def evolve(
             change = (mass(y) - mass0) / scale
             if not change <= max_mass_growth:
                 raise FloatingPointError(
-                    f"step {done} (t = {done * h:g}): the mass grew by {change:.3e} relative "
-                    f"to its initial value, more than solver.max_mass_growth = "
+                    f"step {done} (t = {done * h:g}): the {monitored} grew by {change:.3e} "
+                    f"relative to its initial value, more than the allowed "
                     f"{max_mass_growth:g} (blow-up); the file keeps the checkpoint of step "
                     f"{last_checkpoint}"
                 )
@@ -306,7 +310,7 @@ def evolve(
             if done % log_every == 0 or done == stop:
                 logger.info(
                     "step %d/%d  t=%.4g  max rank %d  trunc %.1e  eta %.1e  rejected %d  "
-                    "mass %+.1e  %.2f s",
+                    "%s %+.1e  %.2f s",
                     done,
                     n_steps,
                     done * h,
@@ -314,6 +318,7 @@ def evolve(
                     info.trunc_error,
                     info.eta,
                     info.rejected,
+                    monitored,
                     change,
                     wall,
                 )

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from drivers._cli import run_command_line
+from drivers._evolution import evolve, record_steps, start
 from problems.spin_chain import (
     MAX_EXACT_SITES,
     SpinChainParams,
@@ -82,6 +83,9 @@ class SolverParams(Params):
         Local problems by Krylov exponentials or RK4.
     rejection
         Step rejection of the parallel BUG (``"norm"``, ``"paper"``, ``"none"``).
+    max_norm_growth
+        Stop (blow-up) when the squared norm of the state grows beyond its initial value by
+        this much, relative (the flow is unitary: only truncation changes the norm).
     """
 
     integrator: Literal["parallel_bug", "augmented_bug", "bug"] = param(
@@ -96,6 +100,9 @@ class SolverParams(Params):
     substep: Literal["krylov", "rk4"] = param("krylov", "local problems: Krylov or RK4")
     rejection: Literal["norm", "paper", "none"] = param(
         "norm", "parallel BUG step rejection (norm = paper rules + norm-defect test)"
+    )
+    max_norm_growth: float = param(
+        1e-3, "stop (blow-up) when norm^2 grows beyond this, relative to its initial value", gt=0.0
     )
 
     def __post_init__(self) -> None:
@@ -166,15 +173,6 @@ def _observe(y: TTN, rhs: LinearTreeRHS) -> _Monitor:
     norm2 = y.norm() ** 2
     energy = float(np.real(to_numpy(envs[y.tree.root])[0, 0, 0])) / norm2
     return _Monitor(mz=mz, norm=math.sqrt(norm2), energy=energy)
-
-
-def _state_dict(y: TTN) -> dict[str, Any]:
-    return {"nodes": {node: to_numpy(t) for node, t in enumerate(y.tensors)}}
-
-
-def _state_from_checkpoint(arrays: dict[str, np.ndarray], tree: Any) -> TTN:
-    tensors = tuple(np.asarray(arrays[f"nodes/{node}"]) for node in range(tree.n_nodes))
-    return TTN(tree, tensors)
 
 
 def _exact(cfg: SpinChainRun, times: np.ndarray) -> Any:
@@ -259,85 +257,48 @@ def run(
         raise ConfigError(
             f"config key 'solver.h': t_end = {solver.t_end} is not a multiple of h = {solver.h}"
         )
-    every = cfg.output.every
-    record_steps = [k for k in range(n_steps + 1) if k % every == 0 or k == n_steps]
-    times = np.asarray(record_steps, dtype=float) * solver.h
-    exact = _exact(cfg, times) if comm.rank == 0 else None
-    exact_by_step = (
-        dict(zip(record_steps, exact.mz_mean, strict=True)) if exact is not None else {}
-    )
-    path = Path(cfg.output.path if restart is None else restart)
+    steps = record_steps(n_steps, cfg.output.every)
+    exact = _exact(cfg, np.asarray(steps, dtype=float) * solver.h) if comm.rank == 0 else None
+    exact_by_step = dict(zip(steps, exact.mz_mean, strict=True)) if exact is not None else {}
     executor = Executor(comm)
-    if restart is None:
-        if comm.rank == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        y = product_state(
+    begin = start(
+        Path(cfg.output.path if restart is None else restart),
+        comm,
+        tree=tree,
+        restart=restart is not None,
+        initial=lambda: product_state(
             tree, initial_vectors(params), rank=solver.initial_rank, dtype=np.complex128
-        )
-        out = _writer(path, cfg, comm, tree.n_sites, tree.edges, exact is not None)
-        _record(out, 0.0, _observe(y, rhs), y, None, 0.0, exact_by_step.get(0))
-        start_step = 0
-    else:
-        from tensorsim.io import Writer
+        ),
+        new_writer=lambda p: _writer(p, cfg, comm, tree.n_sites, tree.edges, exact is not None),
+    )
 
-        out, checkpoint = Writer.resume(path, comm=comm)
-        payload = None
-        if comm.rank == 0:
-            if checkpoint is None:
-                raise ValueError(f"--restart: {path} holds no checkpoint")
-            payload = (checkpoint.arrays, int(checkpoint.attrs["step"]))
-        arrays, start_step = comm.bcast(payload, root=0)
-        y = _state_from_checkpoint(arrays, tree)
-        logger.info("restarting %s at step %d (t = %g)", path, start_step, start_step * solver.h)
-    last_checkpoint = start_step
-    wall_total = 0.0
-    max_rank = 0
-    stop = n_steps if max_steps is None else min(n_steps, start_step + max_steps)
-    try:
-        for k in range(start_step, stop):
-            t0 = time.perf_counter()
-            y, info = step_fn(
-                y, k * solver.h, solver.h, rhs=rhs, trunc=trunc, executor=executor, **extra
+    def step(y: TTN, t: float) -> Any:
+        return step_fn(y, t, solver.h, rhs=rhs, trunc=trunc, executor=executor, **extra)
+
+    def record(k: int, y: TTN, info: Any, wall: float) -> None:
+        mon = _observe(y, rhs)
+        _record(begin.out, k * solver.h, mon, y, info, wall, exact_by_step.get(k))
+        err = exact_by_step.get(k)
+        if err is not None and info is not None and k % cfg.output.log_every == 0:
+            logger.info(
+                "step %d: error of the mean magnetization %.1e", k, abs(mon.mz.mean() - err)
             )
-            wall = time.perf_counter() - t0
-            wall_total += wall
-            if not all(np.all(np.isfinite(to_numpy(t))) for t in y.tensors):
-                raise FloatingPointError(
-                    f"step {k + 1} (t = {(k + 1) * solver.h:g}) produced NaN/Inf; the file keeps "
-                    f"the checkpoint of step {last_checkpoint}"
-                )
-            step = k + 1
-            max_rank = max(max_rank, max(info.ranks.values()))
-            if step in exact_by_step or step % every == 0 or step == n_steps:
-                mon = _observe(y, rhs)
-                _record(out, step * solver.h, mon, y, info, wall, exact_by_step.get(step))
-                if step % cfg.output.log_every == 0 or step == n_steps:
-                    err = exact_by_step.get(step)
-                    logger.info(
-                        "step %d  t=%.4g  max rank %d  eta %.1e  rejected %d  norm-1 %+.1e%s"
-                        "  %.2f s",
-                        step,
-                        step * solver.h,
-                        max(info.ranks.values()),
-                        info.eta,
-                        info.rejected,
-                        mon.norm - 1.0,
-                        f"  error mz {abs(mon.mz.mean() - err):.1e}" if err is not None else "",
-                        wall,
-                    )
-            if step % cfg.output.checkpoint_every == 0 or step == stop:
-                out.checkpoint(_state_dict(y), attrs={"step": step, "time": step * solver.h})
-                last_checkpoint = step
-    except BaseException:
-        out.close(finished=False)
-        raise
-    out.close(finished=stop == n_steps)
-    return {
-        "path": str(path),
-        "steps": stop - start_step,
-        "wall_time": wall_total,
-        "max_rank": max_rank,
-    }
+
+    return evolve(
+        begin,
+        comm,
+        step=step,
+        h=solver.h,
+        n_steps=n_steps,
+        mass=lambda y: y.norm() ** 2,
+        record=record,
+        every=cfg.output.every,
+        checkpoint_every=cfg.output.checkpoint_every,
+        log_every=cfg.output.log_every,
+        max_steps=max_steps,
+        max_mass_growth=solver.max_norm_growth,
+        monitored="norm^2",
+    )
 
 
 def plot(path: str) -> list[Path]:
