@@ -14,6 +14,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from tensorsim.testing import fold_slices, unfold_slices
+
 T = TypeVar("T")
 
 
@@ -41,6 +43,15 @@ def best_time(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def bcirc_product(big: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``fold(big @ unfold(b))`` for ``big = bcirc(a)``: the t-product ``a * b``, ``(n1, n3, k)``.
+
+    ``unfold(b)`` stacks the frontal slices of ``b`` (``n2 x n3 x k``) vertically
+    (:func:`tensorsim.testing.unfold_slices`).
+    """
+    return fold_slices(big @ unfold_slices(b), b.shape[2])
 
 
 def relative_error(x: np.ndarray, approx: np.ndarray) -> float:

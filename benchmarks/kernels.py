@@ -29,6 +29,7 @@ from tensorly.decomposition import parafac, tensor_train, tucker
 
 from benchmarks._common import (
     add_noise,
+    bcirc_product,
     best_time,
     machine_info,
     markdown_table,
@@ -38,6 +39,7 @@ from benchmarks._common import (
 )
 from tensorsim import Truncation, cp_als, hosvd, sthosvd, t_product, tt_svd
 from tensorsim.decomp import CP
+from tensorsim.testing import bcirc
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kernels.md"
 
@@ -266,32 +268,6 @@ def tt_rows(sizes: Sizes, repeat: int, rng: np.random.Generator) -> list[Row]:
             f"bond ranks: {ours.ranks} / {tuple(ranks[1:-1])}",
         )
     ]
-
-
-def bcirc(a: np.ndarray) -> np.ndarray:
-    """Block-circulant matrix of ``a`` of shape ``(n1, n2, k)``.
-
-    Block ``(i, j)`` of size ``n1 x n2`` is the frontal slice ``a[:, :, (i - j) % k]``.
-
-    Returns
-    -------
-    np.ndarray
-        Shape ``(k n1, k n2)``.
-    """
-    n1, n2, k = a.shape
-    index = (np.arange(k)[:, None] - np.arange(k)[None, :]) % k
-    # a[:, :, index] is (n1, n2, k_i, k_j); rows run over (i, n1), columns over (j, n2)
-    return a[:, :, index].transpose(2, 0, 3, 1).reshape(k * n1, k * n2)
-
-
-def bcirc_product(big: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``fold(big @ unfold(b))`` for ``big = bcirc(a)``: the t-product ``a * b``, ``(n1, n3, k)``.
-
-    ``unfold(b)`` stacks the frontal slices of ``b`` (``n2 x n3 x k``) vertically.
-    """
-    n2, n3, k = b.shape
-    stacked = big @ b.transpose(2, 0, 1).reshape(k * n2, n3)
-    return stacked.reshape(k, -1, n3).transpose(1, 2, 0)
 
 
 def tproduct_rows(sizes: Sizes, repeat: int, rng: np.random.Generator) -> list[Row]:

@@ -1,4 +1,8 @@
-"""Test helpers shared by the test suite and by users' own tests."""
+"""Test helpers shared by the test suite, the benchmarks and users' own tests.
+
+The block-circulant helpers are NumPy-only by design: they are the textbook definition of the
+t-product, ``unfold(a * b) = bcirc(a) @ unfold(b)``, that the FFT kernels are checked against.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 
 from tensorsim._array_api import to_numpy
 
-__all__ = ["assert_close"]
+__all__ = ["assert_close", "bcirc", "fold_slices", "unfold_slices"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +49,36 @@ def assert_close(
         eps = max((np.finfo(k).eps for k in kinds), default=np.finfo(np.float64).eps)
         rtol = 4.0 * float(np.sqrt(eps))
     np.testing.assert_allclose(a, d, rtol=rtol, atol=atol)
+
+
+def bcirc(a: np.ndarray) -> np.ndarray:
+    """Block-circulant matrix of ``a`` of shape ``(n1, n2, k)``: the t-product's definition.
+
+    Block ``(i, j)`` of size ``n1 x n2`` is the frontal slice ``a[:, :, (i - j) % k]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(k n1, k n2)``.
+
+    References
+    ----------
+    M. E. Kilmer, C. D. Martin, Linear Algebra Appl. 435 (2011) 641.
+    """
+    a = np.asarray(a)
+    n1, n2, k = a.shape
+    index = (np.arange(k)[:, None] - np.arange(k)[None, :]) % k
+    # a[:, :, index] is (n1, n2, k_i, k_j); rows run over (i, n1), columns over (j, n2)
+    return a[:, :, index].transpose(2, 0, 3, 1).reshape(k * n1, k * n2)
+
+
+def unfold_slices(b: np.ndarray) -> np.ndarray:
+    """The frontal slices of ``b`` ``(n1, n2, k)`` stacked vertically: ``(k n1, n2)``."""
+    b = np.asarray(b)
+    return b.transpose(2, 0, 1).reshape(-1, b.shape[1])
+
+
+def fold_slices(stacked: np.ndarray, k: int) -> np.ndarray:
+    """Inverse of :func:`unfold_slices`: ``(k n1, n2)`` back to ``(n1, n2, k)``."""
+    stacked = np.asarray(stacked)
+    return stacked.reshape(k, -1, stacked.shape[1]).transpose(1, 2, 0)

@@ -13,20 +13,7 @@ from tensorsim import (
     tubal_rank,
 )
 from tensorsim._array_api import to_numpy
-
-
-def bcirc(a):
-    """Block-circulant matrix of a (n1, n2, k) tensor (the definition of the t-product)."""
-    n1, n2, k = a.shape
-    out = np.zeros((n1 * k, n2 * k), dtype=a.dtype)
-    for i in range(k):
-        for j in range(k):
-            out[i * n1 : (i + 1) * n1, j * n2 : (j + 1) * n2] = a[:, :, (i - j) % k]
-    return out
-
-
-def unfold_tubes(b):
-    return np.concatenate([b[:, :, j] for j in range(b.shape[2])], axis=0)
+from tensorsim.testing import bcirc, unfold_slices
 
 
 @pytest.mark.parametrize("k", [1, 4, 7])
@@ -35,14 +22,14 @@ def test_t_product_equals_block_circulant(xp, rng, k):
     b = rng.standard_normal((5, 2, k))
     c = to_numpy(t_product(xp.asarray(a), xp.asarray(b)))
     assert c.shape == (3, 2, k)
-    np.testing.assert_allclose(unfold_tubes(c), bcirc(a) @ unfold_tubes(b), atol=1e-12)
+    np.testing.assert_allclose(unfold_slices(c), bcirc(a) @ unfold_slices(b), atol=1e-12)
 
 
 def test_t_product_complex(rng):
     a = rng.standard_normal((3, 4, 5)) + 1j * rng.standard_normal((3, 4, 5))
     b = rng.standard_normal((4, 2, 5))
     np.testing.assert_allclose(
-        unfold_tubes(t_product(a, b)), bcirc(a) @ unfold_tubes(b.astype(complex)), atol=1e-12
+        unfold_slices(t_product(a, b)), bcirc(a) @ unfold_slices(b.astype(complex)), atol=1e-12
     )
 
 
