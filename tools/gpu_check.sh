@@ -7,7 +7,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 export PYTHONPATH=/tmp/site:$PWD OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, cupy, numpy; print('torch', torch.__version__, 'cupy', cupy.__version__, 'numpy', numpy.__version__)"
-python3 -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests/test_gpu.py tests/test_linalg.py tests/decomp tests/test_tubal.py tests/test_kron.py 2>&1 | tee "${OUT:-/tmp}/gpu_tests.log" | tail -25
+python3 -m pytest -q -m gpu -p no:cacheprovider -o addopts="" tests/test_gpu.py tests/test_linalg.py tests/decomp tests/test_tubal.py tests/test_kron.py tests/problems/test_tubal_sensing.py tests/solvers/test_tubal_gd.py 2>&1 | tee "${OUT:-/tmp}/gpu_tests.log" | tail -25
 python3 - <<'PY' 2>&1 | tee "${OUT:-/tmp}/gpu_timings.md"
 import time, numpy as np, cupy as cp, torch
 import tensorsim as ts
