@@ -1,0 +1,44 @@
+"""Torch modules on the tensorsim kernels: factorized spectral convolutions and helpers.
+
+Importing this package imports torch (``import tensorsim`` does not).
+
+- :mod:`~tensorsim.nn.ranks`: integer ranks from a fraction of the dense parameters;
+- :mod:`~tensorsim.nn.factorized`: a complex weight in dense, Tucker, CP or TT form;
+- :mod:`~tensorsim.nn.spectral`: the spectral convolution of (T)FNO layers;
+- :mod:`~tensorsim.nn.patching`: multi-grid patching of periodic fields;
+- :mod:`~tensorsim.nn.losses`: relative L2 and H1 losses;
+- :mod:`~tensorsim.nn.state`: state dicts as arrays plus a JSON layout (checkpoints);
+- :mod:`~tensorsim.nn.distributed`: torch.distributed initialized from MPI.
+
+References
+----------
+J. Kossaifi, N. Kovachki, K. Azizzadenesheli, A. Anandkumar, "Multi-Grid Tensorized Fourier
+Neural Operator for High-Resolution PDEs", arXiv 2310.00120 (TMLR 2024).
+"""
+
+from tensorsim.nn.distributed import init_torch_distributed, torch_distributed
+from tensorsim.nn.factorized import FactorizedWeight
+from tensorsim.nn.losses import relative_h1, relative_l2
+from tensorsim.nn.patching import patch, stitch
+from tensorsim.nn.ranks import cp_rank, factorized_size, resolve_ranks, tt_ranks, tucker_ranks
+from tensorsim.nn.spectral import SpectralConv, kept_modes
+from tensorsim.nn.state import state_from_arrays, state_to_arrays
+
+__all__ = [
+    "FactorizedWeight",
+    "SpectralConv",
+    "cp_rank",
+    "factorized_size",
+    "init_torch_distributed",
+    "kept_modes",
+    "patch",
+    "relative_h1",
+    "relative_l2",
+    "resolve_ranks",
+    "state_from_arrays",
+    "state_to_arrays",
+    "stitch",
+    "torch_distributed",
+    "tt_ranks",
+    "tucker_ranks",
+]
