@@ -28,10 +28,10 @@ space: expected value and variance of the density over the parameters, from the 
 ``rejected``, ``wall_time``. With ``output.reference = true`` (off by default) the
 full-rank collocation reference is computed at the end: ``output.reference_nodes`` (32)
 full-rank solves at Chebyshev points in ``sigma_s``, interpolated to all collocation points
-(:func:`problems.uq.interpolated_density`; ``0`` solves at every point), spread over the
-MPI ranks. The finished run then holds the static (non-time) variables
-``density_mean_reference``, ``density_var_reference`` (space) and the scalars ``error_mean``,
-``error_var`` (relative L2 errors at the final time).
+(:func:`problems.uq.interpolated_density`; ``0``, or a grid of at most that many points,
+solves at every point), spread over the MPI ranks. The finished run then holds the static
+(non-time) variables ``density_mean_reference``, ``density_var_reference`` (space) and the
+scalars ``error_mean``, ``error_var`` (relative L2 errors at the final time).
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class UQOutputParams(OutputParams):
         the MPI ranks).
     reference_nodes
         Full-rank solves of the reference: Chebyshev points in ``sigma_s`` of
-        :func:`problems.uq.interpolated_density`; ``0`` solves at every collocation point.
+        :func:`problems.uq.interpolated_density`; ``0``, or not fewer than the collocation
+        points, solves at every collocation point.
     """
 
     path: str = param("runs/uq.nc", "output file")
@@ -247,19 +248,21 @@ def run(
         if not output.reference:
             return
         clock = time.perf_counter()
+        points = params.nodes_xi * params.nodes_eta
+        nodes = output.reference_nodes if 0 < output.reference_nodes < points else None
         ref_mean, ref_var = collocation_reference(
             params,
             lambda point: full_rank_solve(point)[-1],
             executor.map,
-            sigma_s_nodes=output.reference_nodes or None,
+            sigma_s_nodes=nodes,
         )
         mean, var = density_statistics(params, y)
         err_mean, err_var = _relative(mean, ref_mean), _relative(var, ref_var)
         logger.info(
             "collocation reference (%d points, %d solves) in %.1f s: relative error of the "
             "mean %.2e, of the variance %.2e",
-            params.nodes_xi * params.nodes_eta,
-            output.reference_nodes or params.nodes_xi * params.nodes_eta,
+            points,
+            nodes or points,
             time.perf_counter() - clock,
             err_mean,
             err_var,
