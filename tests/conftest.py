@@ -61,3 +61,33 @@ def mpiexec():
         pytest.skip(f"no mpiexec next to {sys.executable}")
     pytest.importorskip("mpi4py")
     return path
+
+
+@pytest.fixture
+def two_ranks(mpiexec):
+    """Run ``python ARGS...`` on 2 MPI ranks from the repository root; fail on a non-zero exit.
+
+    Returns the function ``run(args, timeout=120) -> subprocess.CompletedProcess``.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+
+    def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        cmd = [str(mpiexec), "-n", "2", "-genv", "OMP_NUM_THREADS", "1", sys.executable, *args]
+        proc = subprocess.run(
+            cmd,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,7 +10,6 @@ from tensorsim.config import ConfigError, config_from_toml
 
 xr = pytest.importorskip("xarray")
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
     "--set",
     "input.shape=[14,12,10]",
@@ -97,34 +91,10 @@ def test_plot(tmp_path):
 
 
 @pytest.mark.mpi
-def test_two_ranks_give_the_serial_result(tmp_path, mpiexec):
+def test_two_ranks_give_the_serial_result(tmp_path, two_ranks):
     serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
     main([*SMALL, "--set", f"output.path={serial}"])
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [
-        str(mpiexec),
-        "-n",
-        "2",
-        "-genv",
-        "OMP_NUM_THREADS",
-        "1",
-        sys.executable,
-        "-m",
-        "drivers.compress",
-        *SMALL,
-        "--set",
-        f"output.path={parallel}",
-    ]
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
+    two_ranks(["-m", "drivers.compress", *SMALL, "--set", f"output.path={parallel}"])
     a, b = _open(serial), _open(parallel)
     assert b.attrs["mpi_size"] == 2
     for name in a.data_vars:

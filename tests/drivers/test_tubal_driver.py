@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,7 +12,6 @@ from tensorsim.config import ConfigError, load_with_preset
 
 xr = pytest.importorskip("xarray")
 
-ROOT = Path(__file__).resolve().parents[2]
 
 #: A small sweep: 2 widths x 2 scales x 2 trials of 300 iterations on the init_scale problem.
 SWEEP = [
@@ -223,25 +217,10 @@ def test_plot(tmp_path):
 
 
 @pytest.mark.mpi
-def test_two_ranks_equal_serial(tmp_path, mpiexec):
+def test_two_ranks_equal_serial(tmp_path, two_ranks):
     serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
     driver.main([*SWEEP, "--set", f"output.path={serial}"])
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [
-        str(mpiexec), "-n", "2", "-genv", "OMP_NUM_THREADS", "1",
-        sys.executable, "-m", "drivers.tubal", *SWEEP,
-        "--set", f"output.path={parallel}",
-    ]  # fmt: skip
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stderr
+    two_ranks(["-m", "drivers.tubal", *SWEEP, "--set", f"output.path={parallel}"])
     a, b = _open(serial), _open(parallel)
     assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
     for name in a.data_vars:

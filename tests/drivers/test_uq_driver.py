@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,7 +12,6 @@ from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
 
-ROOT = Path(__file__).resolve().parents[2]
 
 SMALL = [
     "--set", "problem.transport.cells=21",
@@ -263,27 +257,22 @@ def test_plot(tmp_path):
 
 
 @pytest.mark.mpi
-def test_two_ranks_equal_serial(tmp_path, mpiexec):
+def test_two_ranks_equal_serial(tmp_path, two_ranks):
     args = [*SMALL, "--set", "output.reference=true", "--set", "solver.integrator=parallel_bug"]
     serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
-    driver.main([*args, "--set", "solver.rtol=1e-5", "--set", f"output.path={serial}"])
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [
-        str(mpiexec), "-n", "2", "-genv", "OMP_NUM_THREADS", "1",
-        sys.executable, "-m", "drivers.uq", *args,
-        "--set", "solver.rtol=1e-5",
-        "--set", f"output.path={parallel}",
-    ]  # fmt: skip
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+    args = [*args, "--set", "solver.rtol=1e-5"]
+    driver.main([*args, "--set", f"output.path={serial}"])
+    two_ranks(
+        [
+            "-m",
+            "drivers.uq",
+            *args,
+            "--set",
+            "solver.rtol=1e-5",
+            "--set",
+            f"output.path={parallel}",
+        ]
     )
-    assert proc.returncode == 0, proc.stderr
     a, b = _open(serial), _open(parallel)
     assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
     assert b.sizes["time"] == a.sizes["time"]
