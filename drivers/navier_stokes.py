@@ -1,9 +1,12 @@
-r"""Navier-Stokes data for neural operators (arXiv 2310.00120, 2010.08895), made locally.
+r"""Navier-Stokes neural operators (arXiv 2310.00120, 2010.08895): data, training, evaluation.
 
 ``generate`` draws Gaussian-random-field initial vorticities ``w0`` and solves the forced 2-D
 vorticity equation on the unit torus to ``w(T)`` (:mod:`problems.navier_stokes`), spreading
 the samples over the MPI ranks; rank 0 writes one netCDF4/HDF5 file of the pairs at every
-stored resolution::
+stored resolution. ``train`` fits an FNO, TFNO or MG-TFNO (:mod:`solvers.tfno`) to the pairs,
+data parallel over the MPI ranks, and writes a run file (per-epoch losses, final test errors
+at the training and the finest stored resolution, checkpoint); ``evaluate`` tests a trained
+run at every stored resolution; ``plot`` draws a dataset, a run or an evaluation::
 
     python -m drivers.navier_stokes generate                       # 1200 samples, 128 -> 64, 128
     mpirun -n 4 python -m drivers.navier_stokes generate --set data.samples=2000 \\
@@ -11,8 +14,12 @@ stored resolution::
     python -m drivers.navier_stokes generate --set preset=tiny     # 8 samples at 32: seconds
     python -m drivers.navier_stokes generate --help                # every option with its default
     python -m drivers.navier_stokes plot runs/navier_stokes.nc     # some input/output pairs
+    mpirun -n 2 python -m drivers.navier_stokes train --set preset=tfno_tucker
+    python -m drivers.navier_stokes train --restart runs/navier_stokes_tfno_tucker.nc
+    python -m drivers.navier_stokes evaluate --set preset=tfno_tucker --set evaluate.plot=true
+    python -m drivers.navier_stokes plot runs/navier_stokes_tfno_tucker.nc  # losses, predictions
 
-The top-level key ``preset`` picks the defaults of the ``data`` table
+For ``generate``, the top-level key ``preset`` picks the defaults of the ``data`` table
 (:class:`problems.navier_stokes.DatasetParams`): ``"full"`` (nu = 1e-3, T = 10, dt = 0.02,
 solved at 128 x 128, stored at 64 and 128, 1200 samples) or ``"tiny"`` (8 samples solved at
 32 x 32 to T = 1, stored at 16 and 32, for tests). The ``generate`` table says how the data
@@ -25,13 +32,17 @@ spread over the ranks (:class:`tensorsim.parallel.Executor`) and sample ``s`` is
 ``xarray.open_dataset(path, engine="h5netcdf")``) is written under a temporary name and
 renamed when complete, so ``data.path`` holds either the previous file or a finished one.
 
-Training and evaluation of the neural operators on a dataset will be further subcommands.
+``train`` and ``evaluate`` need torch and have their own configuration,
+:class:`drivers._navier_stokes_learning.LearningRun`, in which ``preset`` picks the defaults
+of the ``model`` table (``fno``, ``tfno_tucker``, ``tfno_cp``, ``tfno_tt``, ``mg_tfno``) and
+``data`` names the dataset and its split; that module documents them and the files.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +67,18 @@ from tensorsim._array_api import array_namespace, default_namespace, to_numpy
 from tensorsim.config import Params, config_to_toml, load_with_preset, param
 from tensorsim.parallel import Executor
 
-__all__ = ["PRESETS", "GenerateParams", "NavierStokesRun", "generate", "main", "plot"]
+__all__ = [
+    "COMMANDS",
+    "LEARNING",
+    "PRESETS",
+    "GenerateParams",
+    "NavierStokesRun",
+    "evaluate",
+    "generate",
+    "main",
+    "plot",
+    "train",
+]
 
 logger = logging.getLogger("drivers.navier_stokes")
 
@@ -99,7 +121,7 @@ class GenerateParams(Params):
 
 @dataclass(frozen=True)
 class NavierStokesRun(Params):
-    """Configuration of ``python -m drivers.navier_stokes``.
+    """Configuration of ``python -m drivers.navier_stokes generate``.
 
     Attributes
     ----------
@@ -238,6 +260,26 @@ def generate(cfg: NavierStokesRun, comm: Any) -> dict[str, Any]:
 
 
 def plot(path: str) -> list[Path]:
+    """Plot a dataset, a run file of ``train`` or an evaluation file, by what it holds.
+
+    A run file gives its loss curves and predictions on test samples, an evaluation file
+    the same for its run on its dataset (:func:`drivers._navier_stokes_learning.plot_run`),
+    a dataset its first samples.
+    """
+    import xarray
+
+    with xarray.open_dataset(path, engine="h5netcdf") as ds:
+        names, attrs = set(ds.variables), dict(ds.attrs)
+    if "train_loss" in names or ("test_l2" in names and "run" in attrs):
+        from drivers._navier_stokes_learning import plot_run
+
+        if "train_loss" in names:
+            return plot_run(path)
+        return plot_run(attrs["run"], attrs["dataset"], stem=Path(path).with_suffix(""))
+    return _plot_dataset(path)
+
+
+def _plot_dataset(path: str) -> list[Path]:
     """Plot the first (up to) four samples: ``w0`` and ``w(T)``, finest and coarsest stored."""
     import matplotlib
 
@@ -303,7 +345,66 @@ def _summarize_generate(summary: dict[str, Any]) -> str:
     )
 
 
-#: The subcommands (training and evaluation will join ``generate``).
+def train(
+    cfg: Any, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
+) -> dict[str, Any]:
+    """Train a neural operator (:func:`drivers._navier_stokes_learning.train`)."""
+    from drivers._navier_stokes_learning import train as run
+
+    return run(cfg, comm, restart=restart, max_steps=max_steps)
+
+
+def evaluate(cfg: Any, comm: Any) -> dict[str, Any]:
+    """Test a trained run (:func:`drivers._navier_stokes_learning.evaluate`)."""
+    from drivers._navier_stokes_learning import evaluate as run
+
+    return run(cfg, comm)
+
+
+def _describe_train(cfg: Any, n_ranks: int) -> str:
+    m, d, t = cfg.model, cfg.data, cfg.train
+    weights = "dense" if m.factorization == "dense" else f"{m.factorization} rank {m.rank:g}"
+    multigrid = f", {m.mg_levels} multi-grid level(s)" if m.mg_levels else ""
+    return (
+        f"{cfg.preset}: modes {list(m.n_modes)}, width {m.hidden_channels}, {m.n_layers} "
+        f"layers, {weights} spectral weights{multigrid}; inputs w0{', f' * d.forcing}; "
+        f"{d.path}: first {d.n_train} samples to train, last {d.n_test} to test; "
+        f"{t.epochs} epochs, batch {t.batch_size}, "
+        f"lr {t.lr:g}, {t.loss} loss; {n_ranks} rank(s) on {cfg.device}"
+    )
+
+
+def _errors(final: dict[int, dict[str, float]]) -> str:
+    return ", ".join(f"{e['l2']:.4e} ({e['h1']:.4e}) at {n}^2" for n, e in final.items())
+
+
+def _summarize_train(summary: dict[str, Any]) -> str:
+    if not summary["finished"]:
+        return (
+            f"stopped after epoch {summary['last_epoch']} ({summary['epochs']} run here, "
+            f"{summary['wall_time']:.1f} s); continue with --restart {summary['path']}"
+        )
+    return (
+        f"{summary['epochs']} epochs in {summary['wall_time']:.1f} s, "
+        f"{summary['parameters']} parameters; test relative L2 (H1): "
+        f"{_errors(summary['final'])}; wrote {summary['path']}"
+    )
+
+
+def _describe_evaluate(cfg: Any, n_ranks: int) -> str:
+    run = cfg.evaluate.run or f"the {cfg.preset} run of {cfg.data.path}"
+    dataset = cfg.evaluate.dataset or "its dataset"
+    return f"evaluate {run} on {dataset}; {n_ranks} rank(s) on {cfg.device}"
+
+
+def _summarize_evaluate(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['run']} after {summary['epoch']} epochs: test relative L2 (H1) "
+        f"{_errors(summary['errors'])}; wrote {summary['path']}"
+    )
+
+
+#: The subcommands (``plot FILE`` is the fourth).
 COMMANDS = {
     "generate": Command(
         run=generate,
@@ -311,22 +412,54 @@ COMMANDS = {
         summarize=_summarize_generate,
         help="solve the samples over the MPI ranks and write the dataset file",
     ),
+    "train": Command(
+        run=train,
+        describe=_describe_train,
+        summarize=_summarize_train,
+        help="train FNO / TFNO / MG-TFNO on a dataset (data parallel over the ranks)",
+        restart=True,
+    ),
+    "evaluate": Command(
+        run=evaluate,
+        describe=_describe_evaluate,
+        summarize=_summarize_evaluate,
+        help="test a trained run at every stored resolution of a dataset",
+    ),
 }
+
+#: The subcommands that need torch; their configuration is
+#: :class:`drivers._navier_stokes_learning.LearningRun`.
+LEARNING = frozenset({"train", "evaluate"})
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Command-line entry point; returns the summary of the command (None for ``plot``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options: dict[str, Any] = {
+        "prog": "python -m drivers.navier_stokes",
+        "description": __doc__.split("\n")[0],
+        "plot": plot,
+        "commands": COMMANDS,
+        "logger": logger,
+    }
+    if argv[:1] and argv[0] in LEARNING:
+        from drivers._navier_stokes_learning import MODEL_PRESETS, LearningRun
+
+        return run_command_line(
+            argv,
+            config_cls=LearningRun,
+            load=lambda args: load_with_preset(
+                LearningRun, args.config, args.set, MODEL_PRESETS, table="model"
+            ),
+            **options,
+        )
     return run_command_line(
         argv,
         config_cls=NavierStokesRun,
-        prog="python -m drivers.navier_stokes",
-        description=__doc__.split("\n")[0],
         load=lambda args: load_with_preset(
             NavierStokesRun, args.config, args.set, PRESETS, table="data"
         ),
-        plot=plot,
-        commands=COMMANDS,
-        logger=logger,
+        **options,
     )
 
 

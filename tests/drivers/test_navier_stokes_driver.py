@@ -1,10 +1,10 @@
-"""End-to-end tests of ``python -m drivers.navier_stokes``: generate, the file, plot, errors."""
+"""End-to-end tests of ``python -m drivers.navier_stokes``: generate, train, evaluate, plot."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import dataclasses
+import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,6 @@ from problems.navier_stokes import (
 from tensorsim.config import ConfigError, load_with_preset
 
 xr = pytest.importorskip("xarray")
-
-ROOT = Path(__file__).resolve().parents[2]
 
 TINY = ["generate", "--set", "preset=tiny"]
 
@@ -98,25 +96,13 @@ def test_batches_backends_and_ranks_do_not_change_the_data(dataset, tmp_path):
 
 
 @pytest.mark.mpi
-def test_two_ranks_equal_serial(dataset, tmp_path, mpiexec):
+def test_two_ranks_equal_serial(dataset, tmp_path, two_ranks):
     path, _ = dataset
     parallel = tmp_path / "mpi.nc"
-    cmd = [
-        str(mpiexec), "-n", "2", "-genv", "OMP_NUM_THREADS", "1",
-        sys.executable, "-m", "drivers.navier_stokes", *TINY,
-        "--set", "generate.batch=3",
-        "--set", f"data.path={parallel}",
-    ]  # fmt: skip
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+    proc = two_ranks(
+        ["-m", "drivers.navier_stokes", *TINY]
+        + ["--set", "generate.batch=3", "--set", f"data.path={parallel}"]
     )
-    assert proc.returncode == 0, proc.stderr
     a, b = _open(path), _open(parallel)
     assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
     for name in a.data_vars:  # bitwise: every sample is computed whole by one rank
@@ -208,8 +194,8 @@ def test_bad_input(tmp_path, override, error, match):
 def test_command_line_usage(capsys):
     with pytest.raises(SystemExit, match="missing command"):
         driver.main([])
-    with pytest.raises(SystemExit, match=r"(?s)unknown command 'train'.*generate"):
-        driver.main(["train"])
+    with pytest.raises(SystemExit, match=r"(?s)unknown command 'fit'.*generate.*train"):
+        driver.main(["fit"])
     with pytest.raises(SystemExit) as exit_info:
         driver.main(["--help"])
     assert exit_info.value.code == 0 and "generate" in capsys.readouterr().out
@@ -221,6 +207,12 @@ def test_command_line_usage(capsys):
         driver.main(["generate", "--restart", "x.nc"])  # generate cannot be continued
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --restart" in capsys.readouterr().err
+    pytest.importorskip("torch")
+    with pytest.raises(SystemExit) as exit_info:
+        driver.main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "data.n_train = 1000" in text and "tfno_tucker" in text and "--restart" in text
 
 
 def test_presets():
@@ -263,3 +255,342 @@ def test_gpu_backends(dataset, tmp_path, backend):
     a, b = _open(path), _open(out)
     for name in a.data_vars:
         np.testing.assert_allclose(b[name].values, a[name].values, atol=1e-6, err_msg=name)
+
+
+# ------------------------------------------------------------------ train and evaluate
+
+#: A model and a schedule small enough for seconds: 6 training and 2 test samples at 16^2.
+SMALL = [
+    "--set", "data.n_train=6",
+    "--set", "data.n_test=2",
+    "--set", "model.n_modes=[8, 8]",
+    "--set", "model.hidden_channels=8",
+    "--set", "model.n_layers=2",
+    "--set", "train.batch_size=3",
+    "--set", "train.epochs=3",
+    "--set", "train.step_size=2",
+    "--set", "train.lr=3e-3",
+]  # fmt: skip
+
+SERIES = ("train_loss", "test_l2", "test_h1", "lr", "epoch_seconds")
+
+
+def _train(data, out, *extra):
+    return driver.main(
+        ["train", "--set", f"data.path={data}", "--set", f"output.path={out}", *SMALL, *extra]
+    )
+
+
+@pytest.fixture(scope="module")
+def learning():
+    """The training module (needs torch)."""
+    pytest.importorskip("torch")
+    from drivers import _navier_stokes_learning
+
+    return _navier_stokes_learning
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, learning, tmp_path_factory):
+    """An FNO trained for 3 epochs on the tiny dataset: its run file and summary."""
+    path, _ = dataset
+    out = tmp_path_factory.mktemp("run") / "fno.nc"
+    return out, _train(path, out)
+
+
+@pytest.mark.parametrize(
+    ("preset", "extra"),
+    [
+        ("fno", []),
+        ("tfno_tucker", ["--set", "data.forcing=false", "--set", "model.in_channels=1"]),
+        ("mg_tfno", []),
+    ],
+)
+def test_train_writes_the_run_file(dataset, learning, tmp_path, preset, extra):
+    from tensorsim.io import open_run
+
+    path, _ = dataset
+    out = tmp_path / "run.nc"
+    summary = _train(path, out, "--set", f"preset={preset}", *extra)
+    assert summary["finished"] and summary["epochs"] == 3 and summary["last_epoch"] == 3
+    ds, checkpoint = open_run(out)
+    assert dict(ds.sizes) == {"epoch": 3, "resolution": 2}
+    np.testing.assert_array_equal(ds["epoch"], [1, 2, 3])
+    np.testing.assert_array_equal(ds["resolution"], [16, 32])
+    for name in SERIES:
+        assert ds[name].dims == ("epoch",) and np.all(np.isfinite(ds[name])), name
+    np.testing.assert_array_equal(ds["lr"], [3e-3, 3e-3, 1.5e-3])  # StepLR after 2 epochs
+    for key in ("l2", "h1"):
+        final = ds[f"final_test_{key}"]
+        assert final.dims == ("resolution",) and np.all(final < 2)
+        # the error at the training resolution is the one of the last epoch
+        assert float(final[0]) == pytest.approx(float(ds[f"test_{key}"][-1]), rel=1e-12)
+        assert summary["final"][32][key] == pytest.approx(float(final[1]), rel=1e-12)
+    assert int(ds["parameters"]) == summary["parameters"]
+    assert int(ds["dense_parameters"]) == summary["dense_parameters"]
+    if preset == "fno":
+        assert summary["parameters"] == summary["dense_parameters"]
+    else:
+        assert summary["parameters"] < summary["dense_parameters"] / 3
+    attrs = ds.attrs
+    assert attrs["finished"] == 1 and attrs["preset"] == preset and attrs["mpi_size"] == 1
+    assert attrs["train_resolution"] == 16 and attrs["dataset"] == str(path)
+    train = load_dataset(path, 16, samples=slice(0, 6))
+    assert attrs["input_scale"] == pytest.approx(np.sqrt(np.mean(train.inputs**2.0)), rel=1e-6)
+    assert attrs["output_scale"] == pytest.approx(np.sqrt(np.mean(train.outputs**2.0)), rel=1e-6)
+    assert f'preset = "{preset}"' in attrs["config"]
+    assert checkpoint.attrs["epoch"] == 3 and checkpoint.record == 3
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_model_inputs(dataset, learning):
+    from problems.navier_stokes import forcing_field
+
+    path, _ = dataset
+    data = load_dataset(path, 16, samples=slice(2, 5))
+    x, y = learning._fields(data, (2.0, 4.0), True, "cpu")
+    assert x.shape == (3, 2, 16, 16) and y.shape == (3, 1, 16, 16) and x.dtype == y.dtype
+    np.testing.assert_array_equal(x[:, 0].numpy(), data.inputs / np.float32(2))
+    np.testing.assert_array_equal(y[:, 0].numpy(), data.outputs / np.float32(4))
+    pattern = forcing_field(16, 1.0).astype(np.float32)  # f / A, the same for every sample
+    np.testing.assert_array_equal(x[:, 1].numpy(), np.broadcast_to(pattern, (3, 16, 16)))
+    x, _ = learning._fields(data, (1.0, 1.0), False, "cpu")
+    np.testing.assert_array_equal(x.numpy(), data.inputs[:, None])
+
+
+def test_default_run_file_name(dataset, learning, tmp_path):
+    path, _ = dataset
+    data = tmp_path / "set.nc"
+    data.write_bytes(path.read_bytes())
+    cfg = load_with_preset(
+        learning.LearningRun,
+        None,
+        ["preset=mg_tfno", f"data.path={data}"],
+        learning.MODEL_PRESETS,
+        table="model",
+    )
+    assert learning.run_path(cfg) == tmp_path / "set_mg_tfno.nc"
+    summary = driver.main(
+        ["train", "--set", f"data.path={data}", *SMALL, "--set", "train.epochs=1"]
+    )
+    assert summary["path"] == str(tmp_path / "set_fno.nc")
+
+
+def test_restart_continues_identically(dataset, learning, tmp_path):
+    from tensorsim.io import open_run
+
+    path, _ = dataset
+    full = tmp_path / "full.nc"
+    _train(path, full, "--set", "preset=tfno_tucker")
+    part = tmp_path / "part.nc"
+    first = _train(path, part, "--set", "preset=tfno_tucker", "--max-steps", "1")
+    assert not first["finished"] and first["last_epoch"] == 1 and first["final"] == {}
+    stopped, checkpoint = open_run(part)
+    assert stopped.attrs["finished"] == 0 and checkpoint.attrs["epoch"] == 1
+    assert "final_test_l2" not in stopped and stopped.sizes["epoch"] == 1
+    second = driver.main(["train", "--restart", str(part), "--max-steps", "1"])
+    assert second["epochs"] == 1 and not second["finished"]
+    third = driver.main(["train", "--restart", str(part)])
+    assert third["epochs"] == 1 and third["finished"] and third["last_epoch"] == 3
+    a, ckpt_a = open_run(full)
+    b, ckpt_b = open_run(part)
+    assert b.attrs["finished"] == 1 and b.attrs["config"] == a.attrs["config"].replace(
+        str(full), str(part)
+    )
+    for name in [*SERIES[:-1], "final_test_l2", "final_test_h1", "parameters"]:
+        np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)
+    assert ckpt_a.arrays.keys() == ckpt_b.arrays.keys()
+    for name, value in ckpt_a.arrays.items():
+        np.testing.assert_array_equal(ckpt_b.arrays[name], value, err_msg=name)
+
+
+def test_nan_stops_with_the_last_good_checkpoint(dataset, learning, tmp_path, monkeypatch):
+    from tensorsim.io import open_run
+
+    path, _ = dataset
+    real = learning.tfno.train
+
+    def poisoned(model, *args, **kwargs):
+        def poison(record):
+            if record.epoch == 1:
+                with learning.torch.no_grad():
+                    next(model.parameters()).fill_(float("nan"))
+
+        return real(model, *args, callback=poison, **kwargs)
+
+    monkeypatch.setattr(learning.tfno, "train", poisoned)
+    out = tmp_path / "nan.nc"
+    with pytest.raises(FloatingPointError, match=r"epoch 2.*after epoch 1\) is kept"):
+        _train(path, out)
+    ds, checkpoint = open_run(out)
+    assert ds.attrs["finished"] == 0 and ds.sizes["epoch"] == 1
+    assert checkpoint.attrs["epoch"] == 1
+    assert all(np.all(np.isfinite(v)) for v in checkpoint.arrays.values())
+    monkeypatch.setattr(learning.tfno, "train", real)
+    assert driver.main(["train", "--restart", str(out)])["finished"]  # continues from epoch 1
+
+
+@pytest.mark.mpi
+def test_two_ranks_follow_one(dataset, learning, tmp_path, two_ranks, trained):
+    from tensorsim.io import open_run
+
+    path, _ = dataset
+    serial_path, _ = trained
+    out = tmp_path / "mpi.nc"
+    proc = two_ranks(
+        ["-m", "drivers.navier_stokes", "train", "--set", f"data.path={path}"]
+        + ["--set", f"output.path={out}", *SMALL],
+        timeout=240,
+    )
+    assert "epoch 3/3" in proc.stderr and "[1/2]" not in proc.stderr  # rank 0 logs
+    serial, parallel = open_run(serial_path)[0], open_run(out)[0]
+    assert parallel.attrs["mpi_size"] == 2 and parallel.attrs["finished"] == 1
+    for name in ("train_loss", "test_l2", "test_h1", "final_test_l2", "final_test_h1"):
+        np.testing.assert_allclose(parallel[name], serial[name], rtol=1e-5, err_msg=name)
+
+
+def test_evaluate_at_every_resolution(dataset, trained, tmp_path):
+    from tensorsim.io import open_run
+
+    pytest.importorskip("matplotlib")
+    path, _ = dataset
+    run, _ = trained
+    out = tmp_path / "eval.nc"
+    summary = driver.main(
+        ["evaluate", "--set", f"evaluate.run={run}", "--set", f"evaluate.path={out}"]
+        + ["--set", "evaluate.plot=true", "--set", "evaluate.plot_samples=1"]
+    )
+    assert summary["epoch"] == 3 and summary["dataset"] == str(path)
+    ds = _open(out)
+    run_data, _ = open_run(run)
+    assert ds["test_l2"].dims == ("resolution",)
+    np.testing.assert_array_equal(ds["resolution"], [16, 32])
+    for key in ("l2", "h1"):
+        np.testing.assert_allclose(ds[f"test_{key}"], run_data[f"final_test_{key}"], rtol=1e-12)
+    assert ds.attrs["run"] == str(run) and ds.attrs["epoch"] == 3 and ds.attrs["finished"] == 1
+    assert ds.attrs["train_resolution"] == 16 and ds.attrs["test_samples"] == 2
+    assert [Path(p).name for p in summary["plots"]] == [
+        "eval_losses.png",
+        "eval_predictions_16.png",
+        "eval_predictions_32.png",
+    ]
+    assert all(Path(p).stat().st_size > 20_000 for p in summary["plots"])
+
+
+def test_evaluate_skips_a_grid_too_coarse_for_the_modes(dataset, learning, tmp_path, caplog):
+    path, _ = dataset
+    run = tmp_path / "fine.nc"
+    _train(path, run, "--set", "data.resolution=32", "--set", "model.n_modes=[20, 20]")
+    with caplog.at_level(logging.WARNING, logger="drivers.navier_stokes"):
+        summary = driver.main(["evaluate", "--set", f"evaluate.run={run}"])
+    assert math.isnan(summary["errors"][16]["l2"]) and summary["errors"][32]["l2"] < 2
+    assert any("not evaluated at 16 x 16" in r.message for r in caplog.records)
+    ds = _open(tmp_path / "fine_evaluation.nc")
+    assert np.isnan(ds["test_l2"].values[0]) and np.isfinite(ds["test_l2"].values[1])
+
+
+def test_plot_run(trained):
+    pytest.importorskip("matplotlib")
+    run, _ = trained
+    driver.main(["plot", str(run)])
+    for name in ("fno_losses.png", "fno_predictions_16.png", "fno_predictions_32.png"):
+        assert run.with_name(name).stat().st_size > 20_000, name
+
+
+def test_model_presets(learning):
+    cfg = load_with_preset(learning.LearningRun, None, [], learning.MODEL_PRESETS, table="model")
+    assert cfg.preset == "fno" and cfg.model.factorization == "dense"
+    assert cfg.model.n_modes == (16, 16) and cfg.model.hidden_channels == 32
+    assert cfg.data.resolution is None and cfg.train == learning.TRAIN_DEFAULTS
+    counts = {}
+    for name in ("fno", "tfno_tucker", "tfno_cp", "tfno_tt", "mg_tfno"):
+        cfg = load_with_preset(
+            learning.LearningRun, None, [f"preset={name}"], learning.MODEL_PRESETS, table="model"
+        )
+        counts[name] = learning.tfno.count_parameters(learning.tfno.build_model(cfg.model))
+        assert cfg.model == learning.MODEL_PRESETS[name]()
+    assert cfg.model.mg_levels == 1 and cfg.model.factorization == "tucker"
+    # the issue's comparison: TFNO-Tucker with at least 10x fewer parameters than the FNO
+    assert counts["fno"] > 10 * counts["tfno_tucker"]
+    assert max(counts["tfno_cp"], counts["tfno_tt"], counts["mg_tfno"]) < counts["fno"] / 10
+
+
+def test_model_preset_under_a_config_file(learning, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('preset = "tfno_cp"\n[model]\nrank = 0.2\n')
+    cfg = load_with_preset(
+        learning.LearningRun, config, ["model.n_layers=2"], learning.MODEL_PRESETS, table="model"
+    )
+    expected = dataclasses.replace(learning.MODEL_PRESETS["tfno_cp"](), rank=0.2, n_layers=2)
+    assert cfg.model == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "match"),
+    [
+        ("model.rank=1.5", ConfigError, "model.rank"),
+        ("model.rank=0", ConfigError, "model.rank"),
+        ("model.n_modes=[24, 24]", ConfigError, r"does not fit the 16 x 16 grid.*n_modes"),
+        ("model.mg_levels=5", ConfigError, r"does not fit the 16 x 16 grid.*2\*\*levels = 32"),
+        ("preset='tfno_tuker'", ConfigError, "did you mean 'tfno_tucker'"),
+        ("data.n_train=7", ConfigError, r"7 \+ 2 samples requested, but .* holds 8"),
+        ("data.n_test=9", ConfigError, r"data.n_test': 9 test samples requested.*holds 8"),
+        ("data.resolution=24", ConfigError, r"data.resolution': 24 is not stored.*16, 32"),
+        ("train.loss='l1'", ConfigError, "train.loss"),
+        ("data.forcing=false", ConfigError, r"model.in_channels': expected 1 \(w0: data.forcing"),
+    ],
+)
+def test_bad_training_input(dataset, learning, tmp_path, override, error, match):
+    path, _ = dataset
+    with pytest.raises(error, match=match):
+        _train(path, tmp_path / "run.nc", "--set", override)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_files(dataset, trained, tmp_path):
+    path, _ = dataset
+    run, _ = trained
+    broken = tmp_path / "broken.nc"
+    _open(path).drop_vars("output_16").to_netcdf(broken, engine="h5netcdf")
+    with pytest.raises(ValueError, match=r"no variable 'output_16' for resolution 16"):
+        _train(broken, tmp_path / "run.nc")
+    with pytest.raises(FileNotFoundError, match="no such dataset file"):
+        _train(tmp_path / "nothing.nc", tmp_path / "run.nc")
+    with pytest.raises(ValueError, match="is not a run file"):
+        driver.main(["evaluate", "--set", f"evaluate.run={path}"])
+    with pytest.raises(ValueError, match="--max-steps: expected a positive"):
+        driver.main(["train", "--restart", str(run), "--max-steps", "0"])
+    with pytest.raises(ConfigError, match="--restart continues with the configuration"):
+        driver.main(["train", "--restart", str(run), "--set", "train.epochs=5"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.nc"]
+
+
+@pytest.mark.slow
+def test_small_acceptance(learning, tmp_path):
+    """The issue's comparison at CPU-minutes size (about 4 min on one core).
+
+    240 samples solved at 64^2 (stored at 32 and 64), the first 200 to train at 32^2, the
+    last 40 to test at 32^2 and 64^2, 30 epochs (StepLR every 10). Measured: FNO 2.1e-2,
+    TFNO-Tucker (10.3x fewer parameters) 3.0e-2, MG-TFNO 4.6e-2, each within 3 % at 64^2.
+    """
+    data = tmp_path / "ns.nc"
+    driver.main(
+        ["generate", "--set", "data.resolution=64", "--set", "data.resolutions=[32, 64]"]
+        + ["--set", "data.samples=240", "--set", "generate.backend=torch"]
+        + ["--set", f"data.path={data}"]
+    )
+    runs = {
+        preset: driver.main(
+            ["train", "--set", f"preset={preset}", "--set", f"data.path={data}"]
+            + ["--set", "data.n_train=200", "--set", "data.n_test=40"]
+            + ["--set", "train.epochs=30", "--set", "train.step_size=10"]
+        )
+        for preset in ("fno", "tfno_tucker", "mg_tfno")
+    }
+    fno, tucker, mg = (runs[p]["final"] for p in ("fno", "tfno_tucker", "mg_tfno"))
+    assert runs["fno"]["parameters"] >= 10 * runs["tfno_tucker"]["parameters"]
+    assert fno[32]["l2"] < 4e-2
+    assert tucker[32]["l2"] < 2 * fno[32]["l2"]
+    assert mg[32]["l2"] < 0.1
+    for final in (fno, tucker, mg):  # resolution transfer: trained at 32, tested at 64
+        assert final[64]["l2"] < 1.2 * final[32]["l2"]
