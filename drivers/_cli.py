@@ -7,8 +7,10 @@ rank abort every rank (:func:`tensorsim.parallel.abort_on_error`).
 
 A driver with several tasks names them as subcommands (:class:`Command`):
 ``python -m drivers.NAME COMMAND [--config F] [--set K=V ...]``, each with its own run
-function and log lines but the one configuration class; ``--restart`` and ``--max-steps``
-are offered only to the commands that support them.
+function and log lines; ``--restart`` and ``--max-steps`` are offered only to the commands
+that support them. One call parses with one configuration class: a driver whose commands
+need different tables passes the class of the command named in ``argv``
+(:func:`drivers.navier_stokes.main`).
 """
 
 from __future__ import annotations
