@@ -8,7 +8,8 @@ Importing this package imports torch (``import tensorsim`` does not).
 - :mod:`~tensorsim.nn.patching`: multi-grid patching of periodic fields;
 - :mod:`~tensorsim.nn.losses`: relative L2 and H1 losses;
 - :mod:`~tensorsim.nn.state`: state dicts as arrays plus a JSON layout (checkpoints);
-- :mod:`~tensorsim.nn.distributed`: torch.distributed initialized from MPI.
+- :mod:`~tensorsim.nn.distributed`: torch.distributed initialized from MPI;
+- :mod:`~tensorsim.nn.adapters`: LoRA and LoTR adapters on pretrained linear layers, peft style.
 
 References
 ----------
@@ -16,6 +17,13 @@ J. Kossaifi, N. Kovachki, K. Azizzadenesheli, A. Anandkumar, "Multi-Grid Tensori
 Neural Operator for High-Resolution PDEs", arXiv 2310.00120 (TMLR 2024).
 """
 
+from tensorsim.nn.adapters import (
+    adapt,
+    adapter_state_dict,
+    load_adapter,
+    merge,
+    trainable_parameters,
+)
 from tensorsim.nn.distributed import init_torch_distributed, torch_distributed
 from tensorsim.nn.factorized import FactorizedWeight
 from tensorsim.nn.losses import relative_h1, relative_l2
@@ -27,10 +35,14 @@ from tensorsim.nn.state import state_from_arrays, state_to_arrays
 __all__ = [
     "FactorizedWeight",
     "SpectralConv",
+    "adapt",
+    "adapter_state_dict",
     "cp_rank",
     "factorized_size",
     "init_torch_distributed",
     "kept_modes",
+    "load_adapter",
+    "merge",
     "patch",
     "relative_h1",
     "relative_l2",
@@ -39,6 +51,7 @@ __all__ = [
     "state_to_arrays",
     "stitch",
     "torch_distributed",
+    "trainable_parameters",
     "tt_ranks",
     "tucker_ranks",
 ]
