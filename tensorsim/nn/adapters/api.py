@@ -9,6 +9,7 @@ References
 ----------
 E. J. Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", arXiv 2106.09685.
 D. Bershatsky et al., "LoTR: Low Tensor Rank Weight Adaptation", arXiv 2402.01376.
+C. Chong, Y. Qu, "SoKA: SVD on Kronecker Adaptation", arXiv 2506.15251.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from tensorsim.nn.adapters.layer import AdapterLinear, check_rank
 from tensorsim.nn.adapters.lora import LoRAConfig, build_lora
 from tensorsim.nn.adapters.lotr import LoTRConfig, build_lotr
+from tensorsim.nn.adapters.soka import SoKAConfig, build_soka, check_soka_rank
 
 __all__ = [
     "METHODS",
@@ -39,10 +41,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Method name -> (options dataclass, builder of the adapter layers).
-METHODS: dict[str, tuple[type, Callable[..., dict[str, AdapterLinear]]]] = {
-    "lora": (LoRAConfig, build_lora),
-    "lotr": (LoTRConfig, build_lotr),
+#: Method name -> (options dataclass, builder of the adapter layers, rank check per layer).
+METHODS: dict[
+    str,
+    tuple[
+        type, Callable[..., dict[str, AdapterLinear]], Callable[[str, torch.nn.Linear, int], None]
+    ],
+] = {
+    "lora": (LoRAConfig, build_lora, check_rank),
+    "lotr": (LoTRConfig, build_lotr, check_rank),
+    "soka": (SoKAConfig, build_soka, check_soka_rank),
 }
 
 
@@ -177,17 +185,19 @@ def adapt(
     model
         The pretrained model; every parameter is frozen (``requires_grad=False``).
     method
-        ``"lora"`` or ``"lotr"`` (keys of :data:`METHODS`).
+        ``"lora"``, ``"lotr"`` or ``"soka"`` (keys of :data:`METHODS`).
     target
         Layer name suffix or regex, or a sequence of them (see :func:`find_targets`).
         For LoTR, the layers of one pattern with one weight shape share ``A`` and ``B``.
     rank
-        Adapter rank, ``1 <= rank <= min(out, in)`` for every targeted layer.
+        Adapter rank, ``1 <= rank <= min(out, in)`` for every targeted layer; for SoKA the
+        cap on the number of Kronecker terms, at most the layer's Kronecker rank.
     generator
         Random generator for random initial factors (``None``: torch's global one).
     **options
-        Method options, the fields of :class:`~tensorsim.nn.adapters.lora.LoRAConfig`
-        or :class:`~tensorsim.nn.adapters.lotr.LoTRConfig` (``alpha``, ``init``).
+        Method options, the fields of :class:`~tensorsim.nn.adapters.lora.LoRAConfig`,
+        :class:`~tensorsim.nn.adapters.lotr.LoTRConfig` (``alpha``, ``init``) or
+        :class:`~tensorsim.nn.adapters.soka.SoKAConfig` (``alpha``, ``select``, ``energy``).
 
     Returns
     -------
@@ -204,7 +214,8 @@ def adapt(
 
     References
     ----------
-    arXiv 2106.09685 (LoRA), arXiv 2404.02948 (PiSSA), arXiv 2402.01376 (LoTR).
+    arXiv 2106.09685 (LoRA), arXiv 2404.02948 (PiSSA), arXiv 2402.01376 (LoTR),
+    arXiv 2506.15251 (SoKA).
 
     Examples
     --------
@@ -218,7 +229,7 @@ def adapt(
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise ValueError(f"rank: expected an integer >= 1, got {rank!r}")
-    config_type, build = METHODS[method]
+    config_type, build, check = METHODS[method]
     fields = [f.name for f in dataclasses.fields(config_type)]
     unknown = sorted(set(options) - set(fields))
     if unknown:
@@ -229,7 +240,7 @@ def adapt(
     groups = find_targets(model, target)
     for layers in groups.values():
         for name, layer in layers.items():
-            check_rank(name, layer, rank)
+            check(name, layer, rank)
     for p in model.parameters():
         p.requires_grad_(False)
     for name, module in build(groups, rank, config, generator).items():
