@@ -1,10 +1,11 @@
-"""Adapters on pretrained linear layers: LoRA (and PiSSA init), LoTR, SoKA, peft style.
+"""Adapters on pretrained linear layers: LoRA (and PiSSA init), LoTR, SoKA, LoQT, peft style.
 
 - :mod:`~tensorsim.nn.adapters.api`: :func:`adapt`, :func:`merge`,
   :func:`adapter_state_dict`, :func:`load_adapter`, :func:`trainable_parameters`;
 - :mod:`~tensorsim.nn.adapters.lora`: LoRA, arXiv 2106.09685 (PiSSA init, arXiv 2404.02948);
 - :mod:`~tensorsim.nn.adapters.lotr`: LoTR, arXiv 2402.01376;
 - :mod:`~tensorsim.nn.adapters.soka`: SoKA, arXiv 2506.15251;
+- :mod:`~tensorsim.nn.adapters.loqt`: LoQT and LoQT-nq, arXiv 2405.16528;
 - :mod:`~tensorsim.nn.adapters.layer`: the adapter layer base class.
 """
 
@@ -19,6 +20,12 @@ from tensorsim.nn.adapters.api import (
     trainable_parameters,
 )
 from tensorsim.nn.adapters.layer import AdapterLinear
+from tensorsim.nn.adapters.loqt import (
+    LoQTConfig,
+    LoQTLinear,
+    refresh_loqt,
+    refresh_steps,
+)
 from tensorsim.nn.adapters.lora import LoRAConfig, LoRALinear
 from tensorsim.nn.adapters.lotr import LoTRConfig, LoTRFactors, LoTRLinear, tucker2
 from tensorsim.nn.adapters.soka import SoKAConfig, SoKALinear, elbow_rank, energy_rank
@@ -26,6 +33,8 @@ from tensorsim.nn.adapters.soka import SoKAConfig, SoKALinear, elbow_rank, energ
 __all__ = [
     "METHODS",
     "AdapterLinear",
+    "LoQTConfig",
+    "LoQTLinear",
     "LoRAConfig",
     "LoRALinear",
     "LoTRConfig",
@@ -41,6 +50,8 @@ __all__ = [
     "find_targets",
     "load_adapter",
     "merge",
+    "refresh_loqt",
+    "refresh_steps",
     "trainable_parameters",
     "tucker2",
 ]

@@ -10,6 +10,7 @@ References
 E. J. Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", arXiv 2106.09685.
 D. Bershatsky et al., "LoTR: Low Tensor Rank Weight Adaptation", arXiv 2402.01376.
 C. Chong, Y. Qu, "SoKA: SVD on Kronecker Adaptation", arXiv 2506.15251.
+S. Loeschcke et al., "LoQT: Low-Rank Adapters for Quantized Pretraining", arXiv 2405.16528.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from tensorsim.nn.adapters.layer import AdapterLinear, check_rank
+from tensorsim.nn.adapters.loqt import LoQTConfig, build_loqt
 from tensorsim.nn.adapters.lora import LoRAConfig, build_lora
 from tensorsim.nn.adapters.lotr import LoTRConfig, build_lotr
 from tensorsim.nn.adapters.soka import SoKAConfig, build_soka, check_soka_rank
@@ -51,6 +53,7 @@ METHODS: dict[
     "lora": (LoRAConfig, build_lora, check_rank),
     "lotr": (LoTRConfig, build_lotr, check_rank),
     "soka": (SoKAConfig, build_soka, check_soka_rank),
+    "loqt": (LoQTConfig, build_loqt, check_rank),
 }
 
 
@@ -185,7 +188,7 @@ def adapt(
     model
         The pretrained model; every parameter is frozen (``requires_grad=False``).
     method
-        ``"lora"``, ``"lotr"`` or ``"soka"`` (keys of :data:`METHODS`).
+        ``"lora"``, ``"lotr"``, ``"soka"`` or ``"loqt"`` (keys of :data:`METHODS`).
     target
         Layer name suffix or regex, or a sequence of them (see :func:`find_targets`).
         For LoTR, the layers of one pattern with one weight shape share ``A`` and ``B``.
@@ -197,7 +200,9 @@ def adapt(
     **options
         Method options, the fields of :class:`~tensorsim.nn.adapters.lora.LoRAConfig`,
         :class:`~tensorsim.nn.adapters.lotr.LoTRConfig` (``alpha``, ``init``) or
-        :class:`~tensorsim.nn.adapters.soka.SoKAConfig` (``alpha``, ``select``, ``energy``).
+        :class:`~tensorsim.nn.adapters.soka.SoKAConfig` (``alpha``, ``select``, ``energy``)
+        or :class:`~tensorsim.nn.adapters.loqt.LoQTConfig` (``alpha``, ``quantize``,
+        ``compensation``, ``block_size``).
 
     Returns
     -------
@@ -210,12 +215,13 @@ def adapt(
         Unknown method, a pattern that matches no linear layer, a rank too large for a
         layer (naming it), or a model that already has adapters.
     TypeError
-        An option the method does not have.
+        An option the method does not have; for LoQT, a weight that is not floating point
+        (naming the layer).
 
     References
     ----------
     arXiv 2106.09685 (LoRA), arXiv 2404.02948 (PiSSA), arXiv 2402.01376 (LoTR),
-    arXiv 2506.15251 (SoKA).
+    arXiv 2506.15251 (SoKA), arXiv 2405.16528 (LoQT).
 
     Examples
     --------
