@@ -12,7 +12,8 @@ Used by :mod:`drivers.radiative_transfer`, :mod:`drivers.uq` and :mod:`drivers.s
   when the monitored mass grows by more than ``max_mass_growth`` relative to its initial
   value (a blow-up), records every ``every`` steps, checkpoints the tensors every
   ``checkpoint_every`` steps, logs every ``log_every`` steps and closes the file with
-  ``finished = 1`` only when the last step was done.
+  ``finished = 1`` only when the last step was done;
+- :func:`plot_ranks`: the ranks-over-time figure of every driver's ``plot``.
 
 Every rank runs the loop on the same state; only rank 0 computes and writes the records.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "SolverParams",
     "Start",
     "evolve",
+    "plot_ranks",
     "record_steps",
     "start",
 ]
@@ -342,3 +344,21 @@ def evolve(
         "finished": finished,
         "mass_change": float(change),
     }
+
+
+def plot_ranks(ds: Any, base: Path, plt: Any) -> Path:
+    """Plot every edge rank and the largest one over time to ``<base>_ranks.png``.
+
+    ``ds`` is an output file of a tree-network driver (``time``, ``ranks``, ``max_rank``)
+    and ``plt`` the ``matplotlib.pyplot`` module the caller set up (Agg backend).
+    """
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    ax.plot(ds["time"], ds["ranks"].values, color="0.7", lw=0.8)
+    ax.plot(ds["time"], ds["max_rank"], "k", lw=2, label="max rank")
+    ax.set_xlabel("time")
+    ax.set_ylabel("edge ranks")
+    ax.legend()
+    out = base.with_name(base.name + "_ranks.png")
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from drivers._cli import run_command_line
-from drivers._evolution import evolve, record_steps, start
+from drivers._evolution import evolve, plot_ranks, record_steps, start
 from problems.spin_chain import (
     MAX_EXACT_SITES,
     SpinChainParams,
@@ -334,15 +334,7 @@ def plot(path: str) -> list[Path]:
     outputs.append(base.with_name(base.name + "_magnetization.png"))
     fig.savefig(outputs[-1], dpi=120)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    ax.plot(ds["time"], ds["ranks"].values, color="0.7", lw=0.8)
-    ax.plot(ds["time"], ds["max_rank"], "k", lw=2, label="max rank")
-    ax.set_xlabel("time")
-    ax.set_ylabel("edge ranks")
-    ax.legend()
-    outputs.append(base.with_name(base.name + "_ranks.png"))
-    fig.savefig(outputs[-1], dpi=120)
-    plt.close(fig)
+    outputs.append(plot_ranks(ds, base, plt))
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     ax.semilogy(ds["time"][1:], np.abs(ds["norm"][1:] - 1.0) + 1e-17, label="|norm - 1|")
     energy = ds["energy"]

@@ -50,6 +50,7 @@ from drivers._evolution import (
     OutputParams,
     SolverParams,
     evolve,
+    plot_ranks,
     start,
 )
 from problems.radiative_transfer import full_rank_solve, grid, time_step
@@ -340,15 +341,7 @@ def plot(path: str) -> list[Path]:
     outputs.append(base.with_name(base.name + "_statistics.png"))
     fig.savefig(outputs[-1], dpi=120)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    ax.plot(ds["time"], ds["ranks"].values, color="0.7", lw=0.8)
-    ax.plot(ds["time"], ds["max_rank"], "k", lw=2, label="max rank")
-    ax.set_xlabel("time")
-    ax.set_ylabel("edge ranks")
-    ax.legend()
-    outputs.append(base.with_name(base.name + "_ranks.png"))
-    fig.savefig(outputs[-1], dpi=120)
-    plt.close(fig)
+    outputs.append(plot_ranks(ds, base, plt))
     return outputs
 
 
