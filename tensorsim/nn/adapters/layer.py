@@ -10,14 +10,29 @@ the SVD of a pretrained weight are shared here.
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
 from tensorsim.linalg import Truncation, truncated_svd
 
-__all__ = ["AdapterLinear", "check_rank", "leading_svd", "svd_dtype"]
+__all__ = ["AdapterLinear", "check_alpha", "check_rank", "leading_svd", "svd_dtype"]
 
 logger = logging.getLogger(__name__)
+
+
+def check_alpha(alpha: object, *, optional: bool = True) -> None:
+    """Raise ``ValueError`` unless ``alpha`` is a finite number > 0 (or None if ``optional``)."""
+    if optional and alpha is None:
+        return
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, int | float)
+        or not math.isfinite(alpha)
+        or alpha <= 0
+    ):
+        expected = "a finite number > 0" + (" or None" if optional else "")
+        raise ValueError(f"alpha: expected {expected}, got {alpha!r}")
 
 
 def check_rank(name: str, layer: torch.nn.Linear, rank: int) -> None:

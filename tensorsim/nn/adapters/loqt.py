@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tensorsim.nn.adapters.layer import AdapterLinear, leading_svd
+from tensorsim.nn.adapters.layer import AdapterLinear, check_alpha, leading_svd
 from tensorsim.nn.quant import NF4Tensor, quantize_nf4
 
 __all__ = ["LoQTConfig", "LoQTLinear", "build_loqt", "refresh_loqt", "refresh_steps"]
@@ -76,13 +76,7 @@ class LoQTConfig:
     block_size: int = 64
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.alpha, bool)
-            or not isinstance(self.alpha, int | float)
-            or not math.isfinite(self.alpha)
-            or self.alpha <= 0
-        ):
-            raise ValueError(f"alpha: expected a finite number > 0, got {self.alpha!r}")
+        check_alpha(self.alpha, optional=False)
         if not isinstance(self.quantize, bool):
             raise ValueError(f"quantize: expected True or False, got {self.quantize!r}")
         for field in ("compensation", "block_size"):

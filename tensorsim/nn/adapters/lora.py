@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tensorsim.nn.adapters.layer import AdapterLinear, leading_svd
+from tensorsim.nn.adapters.layer import AdapterLinear, check_alpha, leading_svd
 
 __all__ = ["LoRAConfig", "LoRALinear", "build_lora"]
 
@@ -51,13 +51,7 @@ class LoRAConfig:
     init: str = "zero"
 
     def __post_init__(self) -> None:
-        if self.alpha is not None and (
-            isinstance(self.alpha, bool)
-            or not isinstance(self.alpha, int | float)
-            or not math.isfinite(self.alpha)
-            or self.alpha <= 0
-        ):
-            raise ValueError(f"alpha: expected a finite number > 0 or None, got {self.alpha!r}")
+        check_alpha(self.alpha)
         if self.init not in LORA_INITS:
             raise ValueError(f"init: expected one of {LORA_INITS} for LoRA, got {self.init!r}")
 

@@ -26,13 +26,12 @@ Weight Adaptation", arXiv 2402.01376.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
 
 from tensorsim.linalg import Truncation, orth, truncated_svd
-from tensorsim.nn.adapters.layer import AdapterLinear, svd_dtype
+from tensorsim.nn.adapters.layer import AdapterLinear, check_alpha, svd_dtype
 from tensorsim.tensor_ops import multi_mode_dot, unfold
 
 __all__ = ["LoTRConfig", "LoTRFactors", "LoTRLinear", "build_lotr", "tucker2"]
@@ -60,13 +59,7 @@ class LoTRConfig:
     init: str = "zero"
 
     def __post_init__(self) -> None:
-        if self.alpha is not None and (
-            isinstance(self.alpha, bool)
-            or not isinstance(self.alpha, int | float)
-            or not math.isfinite(self.alpha)
-            or self.alpha <= 0
-        ):
-            raise ValueError(f"alpha: expected a finite number > 0 or None, got {self.alpha!r}")
+        check_alpha(self.alpha)
         if self.init not in LOTR_INITS:
             raise ValueError(f"init: expected one of {LOTR_INITS} for LoTR, got {self.init!r}")
 

@@ -28,13 +28,12 @@ Kluwer (1993) 293.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import torch
 
 from tensorsim.kron import KronSVD, kpsvd, kpsvd_to_dense, kron_matvec, near_square_shape
-from tensorsim.nn.adapters.layer import AdapterLinear, svd_dtype
+from tensorsim.nn.adapters.layer import AdapterLinear, check_alpha, svd_dtype
 
 __all__ = [
     "SoKAConfig",
@@ -77,13 +76,7 @@ class SoKAConfig:
     energy: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.alpha is not None and (
-            isinstance(self.alpha, bool)
-            or not isinstance(self.alpha, int | float)
-            or not math.isfinite(self.alpha)
-            or self.alpha <= 0
-        ):
-            raise ValueError(f"alpha: expected a finite number > 0 or None, got {self.alpha!r}")
+        check_alpha(self.alpha)
         if self.select not in SOKA_SELECT:
             raise ValueError(f"select: expected one of {SOKA_SELECT}, got {self.select!r}")
         if (
