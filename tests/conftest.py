@@ -91,3 +91,29 @@ def two_ranks(mpiexec):
         return proc
 
     return run
+
+
+@pytest.fixture
+def break_step(monkeypatch):
+    """Make an integrator of a driver's registry corrupt the state it returns at one call.
+
+    Returns ``apply(integrators, name, at, change)``: call ``at`` (1-based) of
+    ``integrators[name]`` returns the state with ``change`` applied to its root tensor.
+    """
+
+    def apply(integrators, name, at, change):
+        real = integrators[name]
+        calls = {"n": 0}
+
+        def step(state, t, h, **kwargs):
+            calls["n"] += 1
+            y, info = real(state, t, h, **kwargs)
+            if calls["n"] == at:
+                tensors = list(y.tensors)
+                tensors[y.tree.root] = change(tensors[y.tree.root])
+                y = type(y)(y.tree, tuple(tensors))
+            return y, info
+
+        monkeypatch.setitem(integrators, name, step)
+
+    return apply

@@ -182,25 +182,8 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
         driver.main(["--restart", str(part), "--set", "solver.rtol=1e-4"])
 
 
-def _broken(monkeypatch, name, at, change):
-    real = driver.INTEGRATORS[name]
-    calls = {"n": 0}
-
-    def step(state, t, h, **kwargs):
-        calls["n"] += 1
-        y, info = real(state, t, h, **kwargs)
-        if calls["n"] == at:
-            root = y.tree.root
-            tensors = list(y.tensors)
-            tensors[root] = change(tensors[root])
-            y = type(y)(y.tree, tuple(tensors))
-        return y, info
-
-    monkeypatch.setitem(driver.INTEGRATORS, name, step)
-
-
-def test_nan_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    _broken(monkeypatch, "augmented_bug", 7, lambda t: t * np.nan)
+def test_nan_stops_and_keeps_the_checkpoint(tmp_path, break_step):
+    break_step(driver.INTEGRATORS, "augmented_bug", 7, lambda t: t * np.nan)
     out = tmp_path / "nan.nc"
     with pytest.raises(FloatingPointError, match="step 7 .*checkpoint of step 5"):
         driver.main([*SMALL, "--set", f"output.path={out}"])
@@ -214,18 +197,18 @@ def test_nan_stops_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     assert all(np.all(np.isfinite(a)) for a in checkpoint.arrays.values())
 
 
-def test_mass_growth_stops_the_run(tmp_path, monkeypatch):
+def test_mass_growth_stops_the_run(tmp_path, break_step):
     from tensorsim.io import open_run
 
     args = [*SMALL, "--set", "problem.boundary=periodic", "--set", "output.checkpoint_every=2"]
-    _broken(monkeypatch, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
+    break_step(driver.INTEGRATORS, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
     out = tmp_path / "grow.nc"
     with pytest.raises(FloatingPointError, match="step 5 .*grew by 1.000e-04.*of step 4"):
         driver.main([*args, "--set", "solver.max_mass_growth=1e-6", "--set", f"output.path={out}"])
     ds, checkpoint = open_run(out)
     assert ds.attrs["finished"] == 0 and checkpoint.attrs["step"] == 4
     # the default bound (1e-2) lets such a change through
-    _broken(monkeypatch, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
+    break_step(driver.INTEGRATORS, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
     summary = driver.main([*args, "--set", f"output.path={tmp_path / 'ok.nc'}"])
     assert summary["finished"] and abs(summary["mass_change"] - 1e-4) < 1e-12
 
