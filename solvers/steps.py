@@ -1,0 +1,187 @@
+"""Step-based training of small models: AdamW, linear warm-up then cosine decay, evaluations.
+
+:func:`fit` runs ``steps`` optimizer steps on the trainable parameters of a model, each on
+the batch that ``batches(step)`` returns, and evaluates the model every ``eval_every`` steps
+(and after the last). The batches are a function of the step number only, so two runs with
+the same batch function see the same data whatever else differs (method, rank, learning
+rate). A ``before_step`` hook runs ahead of chosen steps with a closure computing the loss
+of that step's batch: LoQT refreshes its projectors there
+(:func:`tensorsim.nn.adapters.refresh_loqt`). A non-finite loss stops the run with
+``FloatingPointError`` before the update.
+
+Written by hand because the loop is a dozen lines and the peers' trainers (e.g. the
+``transformers`` Trainer behind peft's examples) bring a dataset/tokenizer stack the
+experiments do not need.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["FitResult", "cosine_schedule", "fit", "optimizer_state_bytes", "tensor_bytes"]
+
+logger = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    steps
+        The evaluated steps (after that many updates; 0 = before training).
+    evals
+        Metric name -> values at ``steps`` (what ``evaluate`` returned).
+    train_loss
+        Mean training loss of the updates since the previous evaluation (NaN at step 0).
+    seconds
+        Wall time of the updates (evaluations excluded).
+    optimizer
+        The optimizer, with its state (for memory accounting).
+    """
+
+    steps: list[int] = field(default_factory=list)
+    evals: dict[str, list[float]] = field(default_factory=dict)
+    train_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    optimizer: torch.optim.Optimizer | None = None
+
+
+def cosine_schedule(step: int, steps: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def tensor_bytes(tensors: Any) -> int:
+    """Bytes held by the tensors in a (nested) dict/list/tuple; other leaves count 0."""
+    if isinstance(tensors, torch.Tensor):
+        return tensors.numel() * tensors.element_size()
+    if isinstance(tensors, Mapping):
+        return sum(tensor_bytes(v) for v in tensors.values())
+    if isinstance(tensors, list | tuple):
+        return sum(tensor_bytes(v) for v in tensors)
+    return 0
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the tensors in ``optimizer.state`` (moments, step counters, ...)."""
+    return sum(tensor_bytes(state) for state in optimizer.state.values())
+
+
+def fit(
+    model: torch.nn.Module,
+    *,
+    batches: Callable[[int], Batch],
+    loss: Callable[[torch.nn.Module, Batch], torch.Tensor],
+    evaluate: Callable[[torch.nn.Module], Mapping[str, float]],
+    steps: int,
+    lr: float,
+    warmup: int = 0,
+    weight_decay: float = 0.0,
+    eval_every: int = 100,
+    before_step: Callable[[int, Callable[[], torch.Tensor]], Any] | None = None,
+    hook_steps: Collection[int] = (),
+) -> FitResult:
+    """Train the parameters of ``model`` that require grad with AdamW.
+
+    Parameters
+    ----------
+    model
+        Trained in place (put in train mode for updates, eval mode for evaluations).
+    batches
+        ``batches(step)`` -> ``(inputs, targets)`` of that step.
+    loss
+        ``loss(model, batch)`` -> scalar loss tensor.
+    evaluate
+        ``evaluate(model)`` -> metrics (floats), called under ``torch.no_grad``.
+    steps
+        Number of updates (``>= 0``).
+    lr
+        Peak learning rate (``> 0``).
+    warmup
+        Linear warm-up steps before the cosine decay (``0 <= warmup <= steps``).
+    weight_decay
+        Decoupled weight decay of AdamW.
+    eval_every
+        Evaluate every this many steps (and at 0 and ``steps``).
+    before_step
+        ``before_step(step, closure)`` runs before the update of each step in
+        ``hook_steps``; ``closure()`` returns the loss on that step's batch (with graph).
+    hook_steps
+        Steps at which ``before_step`` runs.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        On bad arguments or a model without trainable parameters.
+    FloatingPointError
+        If a training loss is not finite.
+    """
+    for label, value, low in (
+        ("steps", steps, 0),
+        ("warmup", warmup, 0),
+        ("eval_every", eval_every, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{label}: expected an integer >= {low}, got {value!r}")
+    if warmup > steps:
+        raise ValueError(f"warmup: expected at most steps={steps}, got {warmup}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model: has no parameter that requires grad")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: cosine_schedule(s, steps, warmup)
+    )
+    hooks = set(hook_steps)
+    result = FitResult(optimizer=optimizer)
+    window: list[float] = []
+
+    def record(step: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            metrics = evaluate(model)
+        model.train()
+        result.steps.append(step)
+        for name, value in metrics.items():
+            result.evals.setdefault(name, []).append(float(value))
+        result.train_loss.append(sum(window) / len(window) if window else math.nan)
+        window.clear()
+
+    record(0)
+    for step in range(steps):
+        start = time.perf_counter()
+        batch = batches(step)
+        if before_step is not None and step in hooks:
+            before_step(step, lambda b=batch: loss(model, b))
+        value = loss(model, batch)
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"training loss is {float(value.detach())} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        scheduler.step()
+        window.append(float(value.detach()))
+        result.seconds += time.perf_counter() - start
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            record(step + 1)
+    return result
