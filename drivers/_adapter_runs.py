@@ -1,0 +1,406 @@
+"""The tasks of ``drivers.adapters``: data on torch, models, pretraining, one adaptation run.
+
+A :class:`Task` puts one pretrain/adapt pair of :mod:`problems.adaptation` on torch tensors:
+the batch of every step (a function of the step only), the evaluation of a split, the loss.
+:func:`pretrain` fits a fresh model on task A; :func:`adapt_variant` puts one method's
+adapters (ours or peft's) on a copy of it; :func:`adapt_run` trains them on task B and
+returns curves, final metrics, parameter counts and bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from problems.adaptation import build_mlp, digits_tasks
+from problems.language import VOCAB, load_corpus
+from solvers.steps import fit, optimizer_state_bytes, tensor_bytes
+from tensorsim.nn.adapters import (
+    LoQTLinear,
+    adapt,
+    refresh_loqt,
+    refresh_steps,
+    trainable_parameters,
+)
+
+__all__ = [
+    "VARIANTS",
+    "Task",
+    "adapt_run",
+    "adapt_variant",
+    "char_task",
+    "digits_task",
+    "model_bytes",
+    "pretrain",
+    "pretrain_run",
+]
+
+logger = logging.getLogger("drivers.adapters")
+
+#: Adaptation variants: name -> (our method or peft's, options). ``full`` trains the
+#: targeted layers in full (no adapter); ``peft_*`` use peft's implementations.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "full": ("full", {}),
+    "lora": ("lora", {}),
+    "pissa": ("lora", {"init": "pissa"}),
+    "lotr": ("lotr", {}),
+    "lotr_tucker": ("lotr", {"init": "tucker"}),
+    "soka": ("soka", {}),
+    "soka_energy": ("soka", {"select": "energy_elbow"}),
+    "loqt": ("loqt", {"quantize": True, "compensation": 2}),
+    "loqt_nq": ("loqt", {"quantize": False}),
+    "peft_lora": ("peft_lora", {}),
+    "peft_lokr": ("peft_lokr", {}),
+}
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Task:
+    """One pretrain (A) / adapt (B) pair on torch tensors.
+
+    Attributes
+    ----------
+    name
+        ``"digits"`` or ``"chars"``.
+    data
+        ``"a"``/``"b"`` -> evaluation split (``"val"``, ``"test"``) -> ``(x, y)``.
+    sample
+        ``sample(part, seed, step)`` -> the training batch of that step.
+    build
+        ``build(generator)`` -> a fresh model for task A.
+    """
+
+    name: str
+    data: dict[str, dict[str, Batch]]
+    sample: Callable[[str, int, int], Batch]
+    build: Callable[[torch.Generator], torch.nn.Module]
+
+    def batches(self, part: str, seed: int) -> Callable[[int], Batch]:
+        """``batches(step)``: the training batch of that step of ``part`` (``"a"``/``"b"``)."""
+        return lambda step: self.sample(part, seed, step)
+
+    def evaluate(self, part: str, splits: Sequence[str]) -> Callable[[torch.nn.Module], dict]:
+        """``evaluate(model)`` -> ``{split}_loss`` and ``{split}_accuracy`` for ``splits``."""
+
+        def run(model: torch.nn.Module) -> dict[str, float]:
+            out = {}
+            for split in splits:
+                x, y = self.data[part][split]
+                logits = model(x)
+                out[f"{split}_loss"] = float(_cross_entropy(logits, y))
+                out[f"{split}_accuracy"] = float((logits.argmax(-1) == y).double().mean())
+            return out
+
+        return run
+
+
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Mean cross entropy of the model's logits on ``batch`` (classes or next characters)."""
+    return _cross_entropy(model(batch[0]), batch[1])
+
+
+def digits_task(
+    *, width: int, depth: int, batch_size: int, seed: int, val_fraction: float
+) -> Task:
+    """Digits (A) and pixel-permuted digits (B) for :func:`problems.adaptation.build_mlp`.
+
+    A stratified ``val_fraction`` of each training split is held out for validation.
+    """
+    from sklearn.model_selection import train_test_split
+
+    train, data = {}, {}
+    for part, task in zip("ab", digits_tasks(seed)[:2], strict=True):
+        x_tr, x_val, y_tr, y_val = train_test_split(
+            task.x_train,
+            task.y_train,
+            test_size=val_fraction,
+            random_state=seed,
+            stratify=task.y_train,
+        )
+        train[part] = (torch.from_numpy(x_tr), torch.from_numpy(y_tr))
+        data[part] = {
+            "val": (torch.from_numpy(x_val), torch.from_numpy(y_val)),
+            "test": (torch.from_numpy(task.x_test), torch.from_numpy(task.y_test)),
+        }
+
+    def sample(part: str, batch_seed: int, step: int) -> Batch:
+        x, y = train[part]
+        rng = np.random.default_rng([batch_seed, step])
+        idx = torch.from_numpy(rng.integers(0, x.shape[0], size=batch_size))
+        return x[idx], y[idx]
+
+    return Task("digits", data, sample, lambda g: build_mlp(width=width, depth=depth, generator=g))
+
+
+def _windows(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> Batch:
+    """Windows of ``ids`` at ``starts`` and their next-character targets."""
+    tokens = torch.from_numpy(ids[starts[:, None] + np.arange(seq_len + 1)])
+    return tokens[:, :-1], tokens[:, 1:]
+
+
+def _spaced(ids: np.ndarray, seq_len: int, count: int) -> Batch:
+    return _windows(ids, np.linspace(0, ids.size - seq_len - 1, count).astype(np.int64), seq_len)
+
+
+def char_task(
+    *,
+    d_model: int,
+    n_layers: int,
+    n_heads: int,
+    seq_len: int,
+    batch_size: int,
+    eval_windows: int,
+    max_chars: int | None,
+) -> Task:
+    """Python source (A) and Python's help topics (B) for a decoder language model.
+
+    The model is :class:`tensorsim.nn.transformer.Decoder`.
+
+    Training windows are random; validation and test are ``eval_windows`` evenly spaced
+    windows from the two halves of each corpus's held-out tail.
+    """
+    from tensorsim.nn.transformer import Decoder
+
+    train, data = {}, {}
+    for part, name in (("a", "python_source"), ("b", "python_docs")):
+        corpus = load_corpus(name, max_chars=max_chars)
+        half = corpus.val.size // 2
+        train[part] = corpus.train
+        data[part] = {
+            "val": _spaced(corpus.val[:half], seq_len, eval_windows),
+            "test": _spaced(corpus.val[half:], seq_len, eval_windows),
+        }
+
+    def sample(part: str, batch_seed: int, step: int) -> Batch:
+        ids = train[part]
+        rng = np.random.default_rng([batch_seed, step])
+        return _windows(ids, rng.integers(0, ids.size - seq_len - 1, size=batch_size), seq_len)
+
+    def build(generator: torch.Generator) -> torch.nn.Module:
+        with torch.random.fork_rng():
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+            return Decoder(
+                len(VOCAB),
+                d_model=d_model,
+                n_layers=n_layers,
+                n_heads=n_heads,
+                max_seq_len=seq_len,
+            )
+
+    return Task("chars", data, sample, build)
+
+
+def model_bytes(model: torch.nn.Module) -> int:
+    """Bytes of every parameter and buffer of ``model`` (frozen, trainable, quantized)."""
+    return tensor_bytes(list(model.parameters())) + tensor_bytes(list(model.buffers()))
+
+
+def pretrain(task: Task, *, steps: int, lr: float, warmup: int, seed: int) -> tuple[Any, dict]:
+    """Fit a fresh model on task A; return it and its final validation/test metrics."""
+    model = task.build(torch.Generator().manual_seed(seed))
+    result = fit(
+        model,
+        batches=task.batches("a", seed),
+        loss=loss,
+        evaluate=task.evaluate("a", ("val", "test")),
+        steps=steps,
+        lr=lr,
+        warmup=warmup,
+        eval_every=max(1, steps),
+    )
+    return model, {k: v[-1] for k, v in result.evals.items()}
+
+
+def _peft_pattern(targets: Sequence[str]) -> str:
+    """The ``target_modules`` of peft regex (full match) for our suffix-or-regex patterns."""
+    return "|".join(f"(?:.*\\.)?(?:{p})" for p in targets)
+
+
+def adapt_variant(
+    pretrained: torch.nn.Module,
+    variant: str,
+    targets: Sequence[str],
+    rank: int,
+    *,
+    seed: int,
+) -> torch.nn.Module:
+    """A copy of ``pretrained`` with the adapters of ``variant`` (a key of :data:`VARIANTS`)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
+    method, options = VARIANTS[variant]
+    model = copy.deepcopy(pretrained)
+    generator = torch.Generator().manual_seed(seed)
+    if method == "full":
+        pattern = re.compile(_peft_pattern(targets))
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Linear) and pattern.fullmatch(name):
+                m.weight.requires_grad_(True)
+        return model
+    if method.startswith("peft_"):
+        import peft
+
+        torch.manual_seed(seed)
+        pattern = _peft_pattern(targets)
+        if method == "peft_lora":
+            config = peft.LoraConfig(r=rank, lora_alpha=rank, target_modules=pattern)
+        else:
+            config = peft.LoKrConfig(r=rank, alpha=rank, target_modules=pattern)
+        return peft.get_peft_model(model, config)
+    return adapt(model, method, list(targets), rank, generator=generator, **options)
+
+
+def adapt_run(
+    pretrained: torch.nn.Module,
+    task: Task,
+    variant: str,
+    targets: Sequence[str],
+    rank: int,
+    *,
+    steps: int,
+    lr: float,
+    warmup: int,
+    eval_every: int,
+    seed: int,
+    loqt_gap: int,
+) -> dict[str, Any]:
+    """Adapt ``pretrained`` to task B with one variant; return curves, metrics and sizes."""
+    model = adapt_variant(pretrained, variant, targets, rank, seed=seed)
+    counts = _counts(model)
+    hook_steps: list[int] = []
+    before = None
+    if VARIANTS[variant][0] == "loqt":
+        hook_steps = refresh_steps("exponential", loqt_gap, steps - 1)
+
+        def before(step: int, closure: Callable[[], torch.Tensor]) -> None:
+            refresh_loqt(model, closure)
+
+    result = fit(
+        model,
+        batches=task.batches("b", 1000 + seed),
+        loss=loss,
+        evaluate=task.evaluate("b", ("val", "test")),
+        steps=steps,
+        lr=lr,
+        warmup=warmup,
+        eval_every=eval_every,
+        before_step=before,
+        hook_steps=hook_steps,
+    )
+    assert result.optimizer is not None
+    return {
+        "steps": np.asarray(result.steps),
+        **{k: np.asarray(v) for k, v in result.evals.items()},
+        "train_loss": np.asarray(result.train_loss),
+        "trainable": counts,
+        "weight_bytes": model_bytes(model),
+        "optimizer_bytes": optimizer_state_bytes(result.optimizer),
+        "step_seconds": result.seconds / max(1, steps),
+    }
+
+
+def _counts(model: torch.nn.Module) -> int:
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return int(model.get_nb_trainable_parameters()[0])
+    if any(hasattr(m, "own_parameters") for m in model.modules()):
+        return trainable_parameters(model).trainable
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def state_arrays(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The model's state dict as NumPy arrays (to broadcast over MPI ranks)."""
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def load_arrays(model: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> torch.nn.Module:
+    """Load :func:`state_arrays` output into ``model`` (strict)."""
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+    return model
+
+
+#: Modes of the LoQT pretraining comparison.
+PRETRAIN_MODES = ("full", "loqt_nq", "loqt")
+
+
+def pretrain_run(
+    task: Task,
+    mode: str,
+    *,
+    targets: Sequence[str],
+    rank: int,
+    gap: int,
+    alpha: float,
+    compensation: int,
+    steps: int,
+    lr: float,
+    warmup: int,
+    eval_every: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Train a fresh model on task A in full (``"full"``) or under LoQT-nq / LoQT.
+
+    Under LoQT the targeted linear layers hold a frozen base (NF4 for ``"loqt"``) and a
+    trainable ``B`` re-projected on the exponential schedule (first gap ``gap``, growth 1.2);
+    every other parameter (embedding, norms) trains in full.
+    """
+    if mode not in PRETRAIN_MODES:
+        raise ValueError(f"mode: expected one of {PRETRAIN_MODES}, got {mode!r}")
+    model = task.build(torch.Generator().manual_seed(seed))
+    hook_steps: list[int] = []
+    before = None
+    if mode != "full":
+        adapt(
+            model,
+            "loqt",
+            list(targets),
+            rank,
+            alpha=alpha,
+            quantize=mode == "loqt",
+            compensation=compensation,
+        )
+        frozen = [name + "." for name, m in model.named_modules() if isinstance(m, LoQTLinear)]
+        for name, p in model.named_parameters():
+            if not name.startswith(tuple(frozen)):
+                p.requires_grad_(True)
+        hook_steps = refresh_steps("exponential", gap, steps - 1)
+
+        def before(step: int, closure: Callable[[], torch.Tensor]) -> None:
+            refresh_loqt(model, closure)
+
+    result = fit(
+        model,
+        batches=task.batches("a", seed),
+        loss=loss,
+        evaluate=task.evaluate("a", ("val", "test")),
+        steps=steps,
+        lr=lr,
+        warmup=warmup,
+        eval_every=eval_every,
+        before_step=before,
+        hook_steps=hook_steps,
+    )
+    assert result.optimizer is not None
+    return {
+        "steps": np.asarray(result.steps),
+        **{k: np.asarray(v) for k, v in result.evals.items()},
+        "train_loss": np.asarray(result.train_loss),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "weight_bytes": model_bytes(model),
+        "optimizer_bytes": optimizer_state_bytes(result.optimizer),
+        "step_seconds": result.seconds / max(1, steps),
+    }
