@@ -9,7 +9,10 @@ Importing this package imports torch (``import tensorsim`` does not).
 - :mod:`~tensorsim.nn.losses`: relative L2 and H1 losses;
 - :mod:`~tensorsim.nn.state`: state dicts as arrays plus a JSON layout (checkpoints);
 - :mod:`~tensorsim.nn.distributed`: torch.distributed initialized from MPI;
-- :mod:`~tensorsim.nn.adapters`: LoRA and LoTR adapters on pretrained linear layers, peft style.
+- :mod:`~tensorsim.nn.adapters`: LoRA and LoTR adapters on pretrained linear layers, peft style;
+- :mod:`~tensorsim.nn.rope`, :mod:`~tensorsim.nn.attention`, :mod:`~tensorsim.nn.transformer`:
+  RoPE, MHA/GQA/MQA and Tensor Product Attention (arXiv 2501.06425) with KV caches, and a
+  small decoder-only transformer.
 
 References
 ----------
@@ -24,29 +27,61 @@ from tensorsim.nn.adapters import (
     merge,
     trainable_parameters,
 )
+from tensorsim.nn.attention import (
+    KVCache,
+    MultiHeadAttention,
+    TensorProductAttention,
+    TPAFactorCache,
+    attention_parameters,
+    kv_cache_bytes_per_token,
+    solve_heads,
+)
 from tensorsim.nn.distributed import init_torch_distributed, torch_distributed
 from tensorsim.nn.factorized import FactorizedWeight
 from tensorsim.nn.losses import relative_h1, relative_l2
 from tensorsim.nn.patching import patch, stitch
 from tensorsim.nn.ranks import cp_rank, factorized_size, resolve_ranks, tt_ranks, tucker_ranks
+from tensorsim.nn.rope import RotaryEmbedding
 from tensorsim.nn.spectral import SpectralConv, kept_modes
 from tensorsim.nn.state import state_from_arrays, state_to_arrays
+from tensorsim.nn.transformer import (
+    Decoder,
+    DecoderCache,
+    RMSNorm,
+    SwiGLU,
+    count_parameters,
+    solve_d_ff,
+)
 
 __all__ = [
+    "Decoder",
+    "DecoderCache",
     "FactorizedWeight",
+    "KVCache",
+    "MultiHeadAttention",
+    "RMSNorm",
+    "RotaryEmbedding",
     "SpectralConv",
+    "SwiGLU",
+    "TPAFactorCache",
+    "TensorProductAttention",
     "adapt",
     "adapter_state_dict",
+    "attention_parameters",
+    "count_parameters",
     "cp_rank",
     "factorized_size",
     "init_torch_distributed",
     "kept_modes",
+    "kv_cache_bytes_per_token",
     "load_adapter",
     "merge",
     "patch",
     "relative_h1",
     "relative_l2",
     "resolve_ranks",
+    "solve_d_ff",
+    "solve_heads",
     "state_from_arrays",
     "state_to_arrays",
     "stitch",
