@@ -258,7 +258,17 @@ class SoKALinear(AdapterLinear):
         return int(self.soka_A.shape[0])
 
     def adapter_output(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``s sum_k (A_k ⊗ B_k) x`` by :func:`~tensorsim.kron.kron_matvec`."""
+        """Return ``s sum_k (A_k ⊗ B_k) x``, by the cheaper of two exact routes.
+
+        Applying the factors (:func:`~tensorsim.kron.kron_matvec`, term by term) costs
+        ``r (n1 n2 m2 + m1 n1 m2)`` per input vector; forming the dense update once costs
+        ``r m n`` per call, whatever the batch. Few vectors (decoding, small batches) take the
+        first route, large batches the second.
+        """
+        (m1, n1), (m2, n2) = self.soka_A.shape[1:], self.soka_B.shape[1:]
+        vectors = x.numel() // max(1, x.shape[-1])
+        if vectors * (n1 * n2 * m2 + m1 * n1 * m2) >= self.out_features * self.in_features:
+            return torch.nn.functional.linear(x, self.delta_weight())
         terms = (kron_matvec([a, b], x) for a, b in zip(self.soka_A, self.soka_B, strict=True))
         return self.scaling * sum(terms)
 
