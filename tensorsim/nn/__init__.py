@@ -27,17 +27,16 @@ from tensorsim.nn.adapters import (
     merge,
     trainable_parameters,
 )
-from tensorsim.nn.attention import (
+from tensorsim.nn.attention import MultiHeadAttention, TensorProductAttention
+from tensorsim.nn.distributed import init_torch_distributed, torch_distributed
+from tensorsim.nn.factorized import FactorizedWeight
+from tensorsim.nn.kv_cache import (
     KVCache,
-    MultiHeadAttention,
-    TensorProductAttention,
     TPAFactorCache,
     attention_parameters,
     kv_cache_bytes_per_token,
     solve_heads,
 )
-from tensorsim.nn.distributed import init_torch_distributed, torch_distributed
-from tensorsim.nn.factorized import FactorizedWeight
 from tensorsim.nn.losses import relative_h1, relative_l2
 from tensorsim.nn.patching import patch, stitch
 from tensorsim.nn.ranks import cp_rank, factorized_size, resolve_ranks, tt_ranks, tucker_ranks

@@ -16,9 +16,10 @@ the same for ``K`` (rank ``R_K``) and ``V`` (rank ``R_V``). RoPE is applied to t
 ``B_Q`` and ``B_K`` (``RoPE_t(Q_t) = (1/R) A^T RoPE_t(B)``, the rotation acts on ``d_h``).
 ``kv_only=True`` is TPA-KVonly: the query is an ordinary linear projection ``q_proj``. The
 factor cache (:class:`TPAFactorCache`) holds ``A_K``, the rotated ``B_K``, ``A_V`` and
-``B_V``, ``(R_K + R_V)(h + d_h)`` numbers per token per layer, and the decode path contracts
-the query with the cached factors directly (:func:`tpa_factor_attention`); past keys and
-values are never formed. A materialized cache (``new_cache(..., materialize=True)``) stores
+``B_V``, ``(R_K + R_V)(h + d_h)`` numbers per token per layer, and a one-token decode step
+contracts the query with the cached factors directly (:func:`tpa_factor_attention`); past
+keys and values are never formed (a multi-token prompt forms them transiently, for the
+fused attention kernel). A materialized cache (``new_cache(..., materialize=True)``) stores
 ``K`` and ``V`` instead, for comparison.
 
 Contractions go through :func:`tensorsim.einsum` (opt_einsum contraction order, batched
@@ -44,252 +45,24 @@ import torch
 import torch.nn.functional as F
 
 from tensorsim.einsum import einsum
+from tensorsim.nn.kv_cache import (
+    AttentionCache,
+    KVCache,
+    TPAFactorCache,
+    check_int,
+    dtype_size,
+    kv_head_count,
+)
 from tensorsim.nn.rope import RotaryEmbedding
 
 __all__ = [
-    "ATTENTION_KINDS",
-    "KVCache",
     "MultiHeadAttention",
-    "TPAFactorCache",
     "TensorProductAttention",
-    "attention_parameters",
-    "kv_cache_bytes_per_token",
-    "solve_heads",
     "tpa_factor_attention",
     "tpa_materialize",
 ]
 
 logger = logging.getLogger(__name__)
-
-ATTENTION_KINDS = ("mha", "gqa", "mqa", "tpa", "tpa_kvonly")
-
-
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _dtype_size(dtype: torch.dtype) -> int:
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype: expected a torch.dtype, got {dtype!r}")
-    return torch.empty((), dtype=dtype).element_size()
-
-
-# ----------------------------------------------------------------------------- formulas
-
-
-def kv_cache_bytes_per_token(
-    attention: str,
-    *,
-    n_heads: int,
-    head_dim: int,
-    n_kv_heads: int | None = None,
-    k_rank: int = 2,
-    v_rank: int = 2,
-    dtype: torch.dtype = torch.float32,
-) -> int:
-    """KV-cache bytes per token per layer, by formula.
-
-    ``(R_K + R_V)(h + d_h)`` numbers for ``"tpa"`` and ``"tpa_kvonly"``, ``2 n_kv_heads d_h``
-    for ``"mha"`` (``n_kv_heads = h``), ``"gqa"`` and ``"mqa"`` (``n_kv_heads = 1``), times
-    the size of ``dtype``.
-
-    Raises
-    ------
-    ValueError
-        If ``attention`` is unknown, a size is not a positive integer, or ``"gqa"`` has no
-        ``n_kv_heads``.
-    """
-    kind = _check_kind(attention)
-    _check_int("n_heads", n_heads)
-    _check_int("head_dim", head_dim)
-    size = _dtype_size(dtype)
-    if kind in ("tpa", "tpa_kvonly"):
-        _check_int("k_rank", k_rank)
-        _check_int("v_rank", v_rank)
-        return (k_rank + v_rank) * (n_heads + head_dim) * size
-    kv = _kv_heads(kind, n_heads, n_kv_heads)
-    return 2 * kv * head_dim * size
-
-
-def attention_parameters(
-    attention: str,
-    *,
-    d_model: int,
-    n_heads: int,
-    head_dim: int,
-    n_kv_heads: int | None = None,
-    q_rank: int = 6,
-    k_rank: int = 2,
-    v_rank: int = 2,
-) -> int:
-    """Weights of one attention layer (bias-free), by formula.
-
-    ``d (R_Q + R_K + R_V)(h + d_h) + d h d_h`` for TPA, ``d (R_K + R_V)(h + d_h) + 2 d h d_h``
-    for TPA-KVonly, ``2 d h d_h + 2 d n_kv d_h`` for MHA / GQA / MQA. Equals
-    :func:`~tensorsim.nn.transformer.count_parameters` of the module built with the same
-    options (contextual head factors).
-    """
-    kind = _check_kind(attention)
-    d, h, dh = d_model, n_heads, head_dim
-    for name, value in (("d_model", d), ("n_heads", h), ("head_dim", dh)):
-        _check_int(name, value)
-    if kind == "tpa":
-        return d * (q_rank + k_rank + v_rank) * (h + dh) + d * h * dh
-    if kind == "tpa_kvonly":
-        return d * (k_rank + v_rank) * (h + dh) + 2 * d * h * dh
-    kv = _kv_heads(kind, h, n_kv_heads)
-    return 2 * d * h * dh + 2 * d * kv * dh
-
-
-def solve_heads(
-    attention: str,
-    *,
-    d_model: int,
-    head_dim: int,
-    target: int | None = None,
-    n_kv_heads: int | None = None,
-    q_rank: int = 6,
-    k_rank: int = 2,
-    v_rank: int = 2,
-) -> int:
-    """Head count whose attention parameters are nearest to ``target`` (matched parameters).
-
-    The paper (arXiv 2501.06425, section 4) matches every variant to MHA's ``4 d^2``
-    attention weights (the default ``target``); the count is linear in ``h``, so the solution
-    is rounded to the nearest integer (at least 1). At ``d_h = 64``, ``R = (6, 2, 2)`` this
-    gives the paper's TPA heads 47, 61, 78 and KVonly heads 29, 37, 47 for ``d`` = 1024,
-    1280, 1600 (the paper lists 34 and 22 at ``d = 768``, where the equation gives 32.9 and
-    21.3).
-
-    Raises
-    ------
-    ValueError
-        If an argument is invalid or no positive head count gets within the target.
-    """
-    kind = _check_kind(attention)
-    _check_int("d_model", d_model)
-    _check_int("head_dim", head_dim)
-    target = 4 * d_model * d_model if target is None else _check_int("target", target)
-
-    d, dh = d_model, head_dim
-    # attention_parameters(h) = p0 + p1 h
-    if kind == "tpa":
-        r = (
-            _check_int("q_rank", q_rank)
-            + _check_int("k_rank", k_rank)
-            + _check_int("v_rank", v_rank)
-        )
-        p0, p1 = d * r * dh, d * (r + dh)
-    elif kind == "tpa_kvonly":
-        r = _check_int("k_rank", k_rank) + _check_int("v_rank", v_rank)
-        p0, p1 = d * r * dh, d * (r + 2 * dh)
-    elif kind == "mha":
-        p0, p1 = 0, 4 * d * dh
-    else:
-        kv = 1 if kind == "mqa" else _check_int("n_kv_heads", n_kv_heads)
-        p0, p1 = 2 * d * kv * dh, 2 * d * dh
-    h = max(1, round((target - p0) / p1))
-    if kind == "gqa":
-        h = max(n_kv_heads, n_kv_heads * round(h / n_kv_heads))
-    return h
-
-
-def _check_kind(attention: object) -> str:
-    if attention not in ATTENTION_KINDS:
-        raise ValueError(f"attention: expected one of {ATTENTION_KINDS}, got {attention!r}")
-    return attention  # type: ignore[return-value]
-
-
-def _kv_heads(kind: str, n_heads: int, n_kv_heads: int | None) -> int:
-    if kind == "mha":
-        if n_kv_heads not in (None, n_heads):
-            raise ValueError(f"n_kv_heads: MHA has n_kv_heads = n_heads, got {n_kv_heads!r}")
-        return n_heads
-    if kind == "mqa":
-        if n_kv_heads not in (None, 1):
-            raise ValueError(f"n_kv_heads: MQA has one KV head, got {n_kv_heads!r}")
-        return 1
-    if n_kv_heads is None:
-        raise ValueError("n_kv_heads: GQA needs the number of key/value heads")
-    _check_int("n_kv_heads", n_kv_heads)
-    if n_heads % n_kv_heads:
-        raise ValueError(f"n_kv_heads: expected a divisor of n_heads={n_heads}, got {n_kv_heads}")
-    return n_kv_heads
-
-
-# ----------------------------------------------------------------------------- caches
-
-
-class _Cache:
-    """Growing per-layer cache: tensors ``(batch, tokens, ...)`` concatenated along tokens.
-
-    Tensors are exactly as long as the cached sequence, so ``nbytes`` is what the cache
-    holds (no preallocated slack).
-    """
-
-    names: tuple[str, ...] = ()
-
-    def __init__(self, owner: torch.nn.Module, batch_size: int, signature: tuple) -> None:
-        self.owner_id = id(owner)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.signature = signature
-        self.tensors: dict[str, torch.Tensor] = {}
-
-    @property
-    def length(self) -> int:
-        """Number of cached tokens."""
-        return next(iter(self.tensors.values())).shape[1] if self.tensors else 0
-
-    def nbytes(self) -> int:
-        """Bytes held by the cache tensors."""
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
-
-    def bytes_per_token(self) -> float:
-        """Measured bytes per cached token (per sequence of the batch)."""
-        if not self.length:
-            raise ValueError("cache: empty, no bytes per token to measure")
-        return self.nbytes() / (self.batch_size * self.length)
-
-    def append(self, **new: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Append new tokens' tensors and return the full cached tensors."""
-        if self.tensors:
-            self.tensors = {n: torch.cat((self.tensors[n], new[n]), dim=1) for n in self.names}
-        else:
-            self.tensors = {n: new[n].contiguous() for n in self.names}
-        return self.tensors
-
-    def check(self, owner: torch.nn.Module, signature: tuple, batch: int) -> None:
-        """Raise ``ValueError`` unless this cache belongs to ``owner`` and fits the batch."""
-        if self.signature != signature:
-            raise ValueError(f"cache: built for {self.signature}, this layer expects {signature}")
-        if self.owner_id != id(owner):
-            raise ValueError("cache: built by another attention module (another model?)")
-        if batch != self.batch_size:
-            raise ValueError(
-                f"cache: holds batch size {self.batch_size}, input has batch size {batch}"
-            )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(length={self.length}, nbytes={self.nbytes()})"
-
-
-class KVCache(_Cache):
-    """Materialized cache: rotated keys ``k`` and values ``v``, ``(batch, T, heads, d_h)``."""
-
-    names = ("k", "v")
-
-
-class TPAFactorCache(_Cache):
-    """TPA factor cache: ``a_k``, rotated ``b_k``, ``a_v``, ``b_v`` of the past tokens.
-
-    ``a_k (B, T, h, R_K)``, ``b_k (B, T, R_K, d_h)``, ``a_v``, ``b_v`` likewise:
-    ``(R_K + R_V)(h + d_h)`` numbers per token.
-    """
-
-    names = ("a_k", "b_k", "a_v", "b_v")
-
 
 # ----------------------------------------------------------------------------- kernels
 
@@ -419,7 +192,7 @@ class _Attention(torch.nn.Module):
     kind: str
 
     def _init_rope(self, rope: bool, head_dim: int, max_seq_len: int, base: float, **kw):
-        self.max_seq_len = _check_int("max_seq_len", max_seq_len)
+        self.max_seq_len = check_int("max_seq_len", max_seq_len)
         if rope and head_dim % 2:
             raise ValueError(f"head_dim: RoPE needs an even head dimension, got {head_dim}")
         self.rotary = RotaryEmbedding(head_dim, max_seq_len, base=base, **kw) if rope else None
@@ -433,7 +206,7 @@ class _Attention(torch.nn.Module):
         raise NotImplementedError
 
     def _check_input(
-        self, x: torch.Tensor, cache: _Cache | None, positions: torch.Tensor | None
+        self, x: torch.Tensor, cache: AttentionCache | None, positions: torch.Tensor | None
     ) -> tuple[int, torch.Tensor]:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x: expected a floating-point torch.Tensor, got {type(x).__name__}")
@@ -446,7 +219,7 @@ class _Attention(torch.nn.Module):
         t = x.shape[1]
         past = 0
         if cache is not None:
-            if not isinstance(cache, _Cache):
+            if not isinstance(cache, AttentionCache):
                 raise TypeError(f"cache: expected a KV cache, got {type(cache).__name__}")
             cache.check(self, self._signature(isinstance(cache, KVCache)), x.shape[0])
             if positions is not None:
@@ -464,7 +237,7 @@ class _Attention(torch.nn.Module):
     def _rotate(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return x if self.rotary is None else self.rotary(x, positions)
 
-    def new_cache(self, batch_size: int, *, materialize: bool = False) -> _Cache:
+    def new_cache(self, batch_size: int, *, materialize: bool = False) -> AttentionCache:
         """An empty cache for this module (``materialize``: keys/values, TPA only)."""
         cls = KVCache if materialize or not isinstance(self, TensorProductAttention) else None
         cls = cls or TPAFactorCache
@@ -524,12 +297,12 @@ class MultiHeadAttention(_Attention):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.d_model = _check_int("d_model", d_model)
-        self.n_heads = _check_int("n_heads", n_heads)
+        self.d_model = check_int("d_model", d_model)
+        self.n_heads = check_int("n_heads", n_heads)
         self.head_dim = d_model // n_heads if head_dim is None else head_dim
-        _check_int("head_dim", self.head_dim)
+        check_int("head_dim", self.head_dim)
         self.n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        _kv_heads("gqa", n_heads, self.n_kv_heads)
+        kv_head_count("gqa", n_heads, self.n_kv_heads)
         self.kind = (
             "mha" if self.n_kv_heads == n_heads else "mqa" if self.n_kv_heads == 1 else "gqa"
         )
@@ -553,7 +326,7 @@ class MultiHeadAttention(_Attention):
 
     def cache_bytes_per_token(self) -> int:
         """KV-cache bytes per token of this layer, by formula (``2 n_kv d_h`` numbers)."""
-        return 2 * self.n_kv_heads * self.head_dim * _dtype_size(self.dtype)
+        return 2 * self.n_kv_heads * self.head_dim * dtype_size(self.dtype)
 
     def forward(
         self,
@@ -648,8 +421,13 @@ class TensorProductAttention(_Attention):
     Xavier-uniform ``(h, R)`` matrices.
 
     The full-sequence forward pass forms ``Q, K, V`` (``(1/R) A^T B``, one batched
-    contraction) and calls scaled dot-product attention; with a factor cache it uses
-    :func:`tpa_factor_attention` instead, on the cached factors.
+    contraction) and calls scaled dot-product attention. With a factor cache, the new
+    factors are appended to it; a single new token (decoding) then attends through
+    :func:`tpa_factor_attention` on the cached factors, without forming past keys or
+    values, while several new tokens (a prompt or a chunk) form the keys and values of the
+    whole cached sequence transiently and use scaled dot-product attention: the factor
+    contraction's ``(T, h, S, R)`` intermediates grow like ``T S`` (quadratic in a prompt),
+    where torch's fused kernel does not. The cache holds factors either way.
 
     References
     ----------
@@ -675,15 +453,15 @@ class TensorProductAttention(_Attention):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.d_model = _check_int("d_model", d_model)
-        self.n_heads = _check_int("n_heads", n_heads)
-        self.head_dim = _check_int("head_dim", head_dim)
+        self.d_model = check_int("d_model", d_model)
+        self.n_heads = check_int("n_heads", n_heads)
+        self.head_dim = check_int("head_dim", head_dim)
         self.kv_only, self.contextual_heads = bool(kv_only), bool(contextual_heads)
         self.kind = "tpa_kvonly" if kv_only else "tpa"
         self.ranks = {
-            "q": None if kv_only else _check_int("q_rank", q_rank),
-            "k": _check_int("k_rank", k_rank),
-            "v": _check_int("v_rank", v_rank),
+            "q": None if kv_only else check_int("q_rank", q_rank),
+            "k": check_int("k_rank", k_rank),
+            "v": check_int("v_rank", v_rank),
         }
         kw = {"dtype": dtype, "device": device}
         h, dh = n_heads, head_dim
@@ -740,7 +518,7 @@ class TensorProductAttention(_Attention):
 
         ``(R_K + R_V)(h + d_h)`` numbers for the factor cache, ``2 h d_h`` materialized.
         """
-        size = _dtype_size(self.dtype)
+        size = dtype_size(self.dtype)
         if materialize:
             return 2 * self.n_heads * self.head_dim * size
         return (self.k_rank + self.v_rank) * (self.n_heads + self.head_dim) * size
@@ -807,11 +585,19 @@ class TensorProductAttention(_Attention):
             q = (self.head_factor("q", x), self.token_factor("q", x, pos))
         a_k, b_k = self.head_factor("k", x), self.token_factor("k", x, pos)
         a_v, b_v = self.head_factor("v", x), self.token_factor("v", x)
-        if isinstance(cache, TPAFactorCache):
+        if isinstance(cache, TPAFactorCache) and t == 1:
             full = cache.append(a_k=a_k, b_k=b_k, a_v=a_v, b_v=b_v)
             out = tpa_factor_attention(
                 q, (full["a_k"], full["b_k"]), (full["a_v"], full["b_v"]), past=past
             )
+        elif isinstance(cache, TPAFactorCache):
+            # prefill / chunk: store the factors, attend through formed keys and values
+            full = cache.append(a_k=a_k, b_k=b_k, a_v=a_v, b_v=b_v)
+            if isinstance(q, tuple):
+                q = tpa_materialize(*q)
+            k = tpa_materialize(full["a_k"], full["b_k"])
+            v = tpa_materialize(full["a_v"], full["b_v"])
+            out = _causal_sdpa(q, k, v, past)
         else:
             if isinstance(q, tuple):
                 q = tpa_materialize(*q)

@@ -31,14 +31,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tensorsim.nn.attention import (
-    MultiHeadAttention,
-    TensorProductAttention,
-    _Cache,
-    _check_int,
-    _check_kind,
-    _kv_heads,
-)
+from tensorsim.nn.attention import MultiHeadAttention, TensorProductAttention
+from tensorsim.nn.kv_cache import AttentionCache, check_int, check_kind, kv_head_count
 
 __all__ = [
     "Decoder",
@@ -91,7 +85,7 @@ class RMSNorm(torch.nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.dim = _check_int("dim", dim)
+        self.dim = check_int("dim", dim)
         if not eps > 0:
             raise ValueError(f"eps: expected a positive number, got {eps!r}")
         self.eps = float(eps)
@@ -135,8 +129,8 @@ class SwiGLU(torch.nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        _check_int("d_model", d_model)
-        self.d_ff = (8 * d_model) // 3 if d_ff is None else _check_int("d_ff", d_ff)
+        check_int("d_model", d_model)
+        self.d_ff = (8 * d_model) // 3 if d_ff is None else check_int("d_ff", d_ff)
         kw = {"bias": False, "dtype": dtype, "device": device}
         self.gate_proj = torch.nn.Linear(d_model, self.d_ff, **kw)
         self.up_proj = torch.nn.Linear(d_model, self.d_ff, **kw)
@@ -157,7 +151,9 @@ class DecoderBlock(torch.nn.Module):
         self.mlp_norm = RMSNorm(d_model, **kw)
         self.mlp = mlp
 
-    def forward(self, x: torch.Tensor, cache: _Cache | None = None, **kw: Any) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: AttentionCache | None = None, **kw: Any
+    ) -> torch.Tensor:
         """Apply the block (``cache`` and ``positions`` go to the attention)."""
         x = x + self.attn(self.attn_norm(x), cache, **kw)
         return x + self.mlp(self.mlp_norm(x))
@@ -173,7 +169,7 @@ class DecoderCache:
         :class:`~tensorsim.nn.attention.TPAFactorCache`).
     """
 
-    def __init__(self, owner: Decoder, layers: list[_Cache]) -> None:
+    def __init__(self, owner: Decoder, layers: list[AttentionCache]) -> None:
         self.owner_id = id(owner)
         self.layers = layers
 
@@ -266,12 +262,12 @@ class Decoder(torch.nn.Module):
         **attention_options: Any,
     ) -> None:
         super().__init__()
-        self.vocab_size = _check_int("vocab_size", vocab_size)
-        self.d_model = _check_int("d_model", d_model)
-        _check_int("n_layers", n_layers)
-        _check_int("n_heads", n_heads)
-        self.attention = _check_kind(attention)
-        self.max_seq_len = _check_int("max_seq_len", max_seq_len)
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        self.d_model = check_int("d_model", d_model)
+        check_int("n_layers", n_layers)
+        check_int("n_heads", n_heads)
+        self.attention = check_kind(attention)
+        self.max_seq_len = check_int("max_seq_len", max_seq_len)
         allowed = {"rope_base"} | (_TPA_OPTIONS if attention.startswith("tpa") else set())
         unknown = set(attention_options) - allowed
         if unknown:
@@ -280,7 +276,7 @@ class Decoder(torch.nn.Module):
                 f"expected a subset of {sorted(allowed)}"
             )
         head_dim = d_model // n_heads if head_dim is None else head_dim
-        _check_int("head_dim", head_dim)
+        check_int("head_dim", head_dim)
         kw = {"dtype": dtype, "device": device}
         if attention.startswith("tpa"):
             if n_kv_heads is not None:
@@ -300,7 +296,7 @@ class Decoder(torch.nn.Module):
         else:
             if attention == "gqa" and n_kv_heads is None:
                 n_kv_heads = 2 if n_heads % 2 == 0 else 1
-            kv = _kv_heads(attention, n_heads, n_kv_heads)
+            kv = kv_head_count(attention, n_heads, n_kv_heads)
 
             def make_attn() -> torch.nn.Module:
                 return MultiHeadAttention(
@@ -417,7 +413,7 @@ class Decoder(torch.nn.Module):
             If the total length exceeds ``max_seq_len``, ``temperature < 0`` or ``cache`` is
             not empty.
         """
-        n = _check_int("max_new_tokens", max_new_tokens, 0)
+        n = check_int("max_new_tokens", max_new_tokens, 0)
         if not temperature >= 0:
             raise ValueError(f"temperature: expected a number >= 0, got {temperature!r}")
         if ids.ndim == 2 and ids.shape[1] + n > self.max_seq_len:
@@ -453,7 +449,7 @@ def solve_d_ff(target: int, **decoder_options: Any) -> int:
     ValueError
         If the target cannot be reached with ``d_ff >= 1``.
     """
-    _check_int("target", target)
+    check_int("target", target)
     opts = {k: v for k, v in decoder_options.items() if k not in ("d_ff", "device")}
     if "vocab_size" not in opts:
         raise ValueError("decoder_options: vocab_size is required")
