@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tensorsim._array_api import Array, array_namespace, device, to_float
+from tensorsim.decomp._cpkernels import (
+    SweepMTTKRP,
+    cp_norm2,
+    hadamard,
+    relative_error_from_inner,
+)
 from tensorsim.linalg import truncated_svd
-from tensorsim.tensor_ops import mttkrp, unfold
+from tensorsim.tensor_ops import unfold
 
 __all__ = ["CP", "cp_als", "cp_to_dense"]
 
@@ -34,7 +39,8 @@ class CP:
     factors
         Factor matrices ``A_n`` of shape ``(I_n, R)``.
     errors
-        Relative error after each iteration, for a fitted decomposition (else empty).
+        Error after each iteration, for a fitted decomposition (else empty): the relative
+        Frobenius error (``nonneg_cp`` with ``loss="kl"``: the divergence, see there).
     """
 
     weights: Array
@@ -172,10 +178,12 @@ def cp_als(
     grams = [a.mT @ a for a in factors]
     weights = xp.ones(rank, dtype=x.dtype, device=device(x))
     errors: list[float] = []
+    sweep = SweepMTTKRP(x, range(d), rank)
     for it in range(max_iter):
+        sweep.start(factors)
         for n in range(d):
-            v = _hadamard([grams[m] for m in range(d) if m != n])
-            m_n = mttkrp(x, factors, n)
+            v = hadamard([grams[m] for m in range(d) if m != n])
+            m_n = sweep(factors, n)
             a = xp.linalg.solve(v, m_n.mT).mT
             weights = xp.linalg.vector_norm(a, axis=0)
             safe = xp.where(weights == 0, xp.ones_like(weights), weights)
@@ -183,8 +191,7 @@ def cp_als(
             grams[n] = factors[n].mT @ factors[n]
         # the last mode's MTTKRP gives <x, x_hat> for free
         inner = to_float(xp.sum(xp.sum(m_n * factors[d - 1], axis=0) * weights))
-        norm_hat2 = to_float(weights @ (_hadamard(grams) @ weights))
-        err = math.sqrt(max(norm_x**2 - 2 * inner + norm_hat2, 0.0)) / norm_x
+        err = relative_error_from_inner(norm_x, inner, cp_norm2(grams, weights))
         if err < _EXACT_ERROR_BELOW:
             fit = CP(weights, tuple(factors))
             err = to_float(xp.linalg.vector_norm(x - cp_to_dense(fit))) / norm_x
@@ -194,10 +201,3 @@ def cp_als(
         if err <= tol or (it > 0 and abs(errors[-2] - err) < tol):
             break
     return CP(weights, tuple(factors), tuple(errors))
-
-
-def _hadamard(mats: Sequence[Array]) -> Array:
-    out = mats[0]
-    for m in mats[1:]:
-        out = out * m
-    return out
