@@ -13,6 +13,8 @@ SM3 from ``pytorch_optimizer``, and ``tensorsim.optim.SMMF`` (arXiv 2412.08894; 
 - **digits MLP**: 64-128-64-10 on the same digits;
 - **char transformer**: a 2-layer ``torch.nn.TransformerEncoder`` (causal mask, width 64)
   predicting the next character of a Python standard-library source file;
+
+(the three models are built by :mod:`problems.small_models`, shared with ``drivers.smmf``)
 - **ResNet-18-sized**: the 62 parameter tensors of a ResNet-18 (11.7M numbers: convolution
   kernels, batch-norm vectors, the 1000-class head) with random values and random gradients,
   no model around them.
@@ -48,6 +50,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import machine_info, markdown_table, progress, write_report
+from problems.small_models import build_char_transformer, build_digits_cnn, build_digits_mlp
 from tensorsim.optim import SMMF, state_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "smmf.md"
@@ -98,56 +101,14 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(data.target, dtype=torch.long)
 
 
-class DigitsCNN(torch.nn.Module):
-    """Two 3x3 convolutions (16 and 32 channels), 2x2 average pooling, a linear head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = torch.nn.Conv2d(16, 32, 3, padding=1)
-        self.head = torch.nn.Linear(32 * 4 * 4, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of images ``(batch, 64)``."""
-        h = torch.relu(self.conv1(x.reshape(-1, 1, 8, 8)))
-        h = torch.nn.functional.avg_pool2d(torch.relu(self.conv2(h)), 2)
-        return self.head(h.flatten(1))
-
-
-class CharTransformer(torch.nn.Module):
-    """Embedding, learned positions, a causal ``TransformerEncoder``, a linear head."""
-
-    def __init__(self, vocab: int, context: int, width: int = 64, layers: int = 2) -> None:
-        super().__init__()
-        self.embed = torch.nn.Embedding(vocab, width)
-        self.pos = torch.nn.Parameter(0.02 * torch.randn(context, width))
-        layer = torch.nn.TransformerEncoderLayer(
-            width, nhead=4, dim_feedforward=4 * width, dropout=0.0, batch_first=True
-        )
-        self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.head = torch.nn.Linear(width, vocab)
-        self.register_buffer("mask", torch.nn.Transformer.generate_square_subsequent_mask(context))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Next-token logits ``(batch, context, vocab)``."""
-        h = self.embed(tokens) + self.pos
-        return self.head(self.encoder(h, mask=self.mask, is_causal=True))
-
-
 def make_tasks() -> list[Task]:
     """The three trained tasks, seeded."""
     import json as json_module
 
     x, y = _digits()
     torch.manual_seed(SEED)
-    cnn = DigitsCNN()
-    mlp = torch.nn.Sequential(
-        torch.nn.Linear(64, 128),
-        torch.nn.ReLU(),
-        torch.nn.Linear(128, 64),
-        torch.nn.ReLU(),
-        torch.nn.Linear(64, 10),
-    )
+    cnn = build_digits_cnn()
+    mlp = build_digits_mlp()
     text = Path(json_module.decoder.__file__).read_text(encoding="utf-8")
     chars = sorted(set(text))
     ids = torch.tensor([chars.index(ch) for ch in text], dtype=torch.long)
@@ -156,7 +117,7 @@ def make_tasks() -> list[Task]:
     starts = torch.randint(0, len(ids) - context - 1, (batch,), generator=gen)
     inputs = torch.stack([ids[s : s + context] for s in starts])
     targets = torch.stack([ids[s + 1 : s + context + 1] for s in starts])
-    lm = CharTransformer(len(chars), context)
+    lm = build_char_transformer(len(chars), context)
 
     order = torch.randperm(len(y), generator=gen)
 

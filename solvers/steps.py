@@ -1,11 +1,12 @@
-"""Step-based training of small models: AdamW, linear warm-up then cosine decay, evaluations.
+"""Step-based training of small models: linear warm-up then cosine decay, evaluations.
 
-:func:`fit` runs ``steps`` optimizer steps on the trainable parameters of a model, each on
-the batch that ``batches(step)`` returns, and evaluates the model every ``eval_every`` steps
-(and after the last). The batches are a function of the step number only, so two runs with
-the same batch function see the same data whatever else differs (method, rank, learning
-rate). A ``before_step`` hook runs ahead of chosen steps with a closure computing the loss
-of that step's batch: LoQT refreshes its projectors there
+:func:`fit` runs ``steps`` optimizer steps (AdamW unless an ``optimizer`` factory is
+given) on the trainable parameters of a model, each on the batch that ``batches(step)``
+returns, and evaluates the model every ``eval_every`` steps (and after the last). The
+batches are a function of the step number only, so two runs with the same batch function
+see the same data whatever else differs (method, optimizer, rank, learning rate). A
+``before_step`` hook runs ahead of chosen steps with a closure computing the loss of that
+step's batch: LoQT refreshes its projectors there
 (:func:`tensorsim.nn.adapters.refresh_loqt`). A non-finite loss stops the run with
 ``FloatingPointError`` before the update.
 
@@ -25,11 +26,21 @@ from typing import Any
 
 import torch
 
-__all__ = ["FitResult", "cosine_schedule", "fit", "optimizer_state_bytes", "tensor_bytes"]
+__all__ = [
+    "FitResult",
+    "OptimizerFactory",
+    "cosine_schedule",
+    "fit",
+    "optimizer_state_bytes",
+    "tensor_bytes",
+]
 
 logger = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+#: ``factory(params, lr)`` -> an optimizer over ``params`` with peak learning rate ``lr``.
+OptimizerFactory = Callable[[list[torch.nn.Parameter], float], torch.optim.Optimizer]
 
 
 @dataclass
@@ -94,8 +105,9 @@ def fit(
     eval_every: int = 100,
     before_step: Callable[[int, Callable[[], torch.Tensor]], Any] | None = None,
     hook_steps: Collection[int] = (),
+    optimizer: OptimizerFactory | None = None,
 ) -> FitResult:
-    """Train the parameters of ``model`` that require grad with AdamW.
+    """Train the parameters of ``model`` that require grad with AdamW or a given optimizer.
 
     Parameters
     ----------
@@ -114,7 +126,8 @@ def fit(
     warmup
         Linear warm-up steps before the cosine decay (``0 <= warmup <= steps``).
     weight_decay
-        Decoupled weight decay of AdamW.
+        Decoupled weight decay of the default AdamW (with ``optimizer``, give the weight
+        decay to the factory instead; a non-zero value here then raises ``ValueError``).
     eval_every
         Evaluate every this many steps (and at 0 and ``steps``).
     before_step
@@ -122,6 +135,11 @@ def fit(
         ``hook_steps``; ``closure()`` returns the loss on that step's batch (with graph).
     hook_steps
         Steps at which ``before_step`` runs.
+    optimizer
+        ``optimizer(params, lr)`` -> the ``torch.optim.Optimizer`` to use over the list of
+        trainable parameters, with peak learning rate ``lr`` (the schedule scales each
+        group's ``lr``); None: ``torch.optim.AdamW(params, lr=lr,
+        weight_decay=weight_decay)``.
 
     Returns
     -------
@@ -131,6 +149,8 @@ def fit(
     ------
     ValueError
         On bad arguments or a model without trainable parameters.
+    TypeError
+        If ``optimizer`` is not callable or does not return a ``torch.optim.Optimizer``.
     FloatingPointError
         If a training loss is not finite.
     """
@@ -145,15 +165,31 @@ def fit(
         raise ValueError(f"warmup: expected at most steps={steps}, got {warmup}")
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
+    if optimizer is not None and not callable(optimizer):
+        raise TypeError(
+            f"optimizer: expected a callable (params, lr) -> torch.optim.Optimizer or None, "
+            f"got {type(optimizer).__name__}"
+        )
+    if optimizer is not None and weight_decay != 0:
+        raise ValueError(
+            f"weight_decay: applies to the default AdamW only, got {weight_decay!r} with an "
+            "optimizer factory (give the weight decay to the factory)"
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model: has no parameter that requires grad")
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: cosine_schedule(s, steps, warmup)
-    )
+    if optimizer is None:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    else:
+        opt = optimizer(params, lr)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer: the factory returned {type(opt).__name__}, expected a "
+                "torch.optim.Optimizer"
+            )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
     hooks = set(hook_steps)
-    result = FitResult(optimizer=optimizer)
+    result = FitResult(optimizer=opt)
     window: list[float] = []
 
     def record(step: int) -> None:
@@ -176,9 +212,9 @@ def fit(
         value = loss(model, batch)
         if not torch.isfinite(value):
             raise FloatingPointError(f"training loss is {float(value.detach())} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         value.backward()
-        optimizer.step()
+        opt.step()
         scheduler.step()
         window.append(float(value.detach()))
         result.seconds += time.perf_counter() - start

@@ -120,3 +120,41 @@ def test_model_without_trainable_parameters():
     model = torch.nn.Linear(1, 1).requires_grad_(False)
     with pytest.raises(ValueError, match="requires grad"):
         fit(model, batches=None, loss=None, evaluate=None, steps=1, lr=0.1)
+
+
+def test_optimizer_factory_is_used_with_the_peak_lr_and_the_schedule():
+    x, y = _regression()
+    model = torch.nn.Linear(4, 1, bias=False).double()
+    seen = {}
+
+    def sgd(params, lr):
+        seen["lr"], seen["n"] = lr, len(params)
+        return torch.optim.SGD(params, lr=lr)
+
+    result = fit(
+        model,
+        batches=lambda s: (x, y),
+        loss=_mse,
+        evaluate=lambda m: {"mse": float(_mse(m, (x, y)))},
+        steps=200,
+        lr=0.1,
+        warmup=2,
+        optimizer=sgd,
+    )
+    assert seen == {"lr": 0.1, "n": 1}
+    assert isinstance(result.optimizer, torch.optim.SGD)
+    assert result.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # cosine decayed to 0
+    assert result.evals["mse"][-1] < 1e-6
+    assert optimizer_state_bytes(result.optimizer) == 0  # plain SGD keeps no state
+
+
+def test_optimizer_factory_bad_input():
+    x, y = _regression()
+    common = dict(batches=lambda s: (x, y), loss=_mse, evaluate=lambda m: {}, steps=1, lr=0.1)
+    model = torch.nn.Linear(4, 1).double()
+    with pytest.raises(TypeError, match="optimizer"):
+        fit(model, optimizer="adam", **common)
+    with pytest.raises(TypeError, match="optimizer: the factory returned"):
+        fit(model, optimizer=lambda ps, lr: None, **common)
+    with pytest.raises(ValueError, match="weight_decay"):
+        fit(model, optimizer=torch.optim.Adam, weight_decay=0.1, **common)

@@ -1,0 +1,195 @@
+"""End-to-end tests of ``python -m drivers.smmf`` (optimizer sweep, state bytes, plots)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+pytest.importorskip("pytorch_optimizer")
+xr = pytest.importorskip("xarray")
+
+import drivers.smmf as driver  # noqa: E402
+from drivers._smmf_runs import OPTIMIZERS, char_task, digits_task, train_run  # noqa: E402
+from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.optim import smmf_state_bytes  # noqa: E402
+
+#: A tiny CNN sweep: every optimizer, one learning rate, 6 steps.
+TINY = [
+    "--set", "experiment.steps=6",
+    "--set", "experiment.warmup=1",
+    "--set", "experiment.eval_every=3",
+    "--set", "experiment.seeds=1",
+    "--set", "experiment.data.batch_size=16",
+    "--set", "experiment.optim.lr_factors=[1.0]",
+]  # fmt: skip
+
+
+def _open(path):
+    ds = xr.open_dataset(path, engine="h5netcdf")
+    ds.load()
+    ds.close()
+    return ds
+
+
+@pytest.fixture(scope="module")
+def cnn_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smmf") / "cnn.nc"
+    summary = driver.main([*TINY, "--set", f"output.path={out}"])
+    return out, summary
+
+
+def test_file_layout_and_curves(cnn_file):
+    path, summary = cnn_file
+    ds = _open(path)
+    assert ds.attrs["finished"] == 1 and ds.attrs["model"] == "cnn"
+    assert ds.attrs["parameters"] == 9930
+    assert ds.sizes["run"] == len(OPTIMIZERS) and ds.sizes["eval_step"] == 3
+    np.testing.assert_array_equal(ds["eval_step"], [0, 3, 6])
+    assert [str(v) for v in ds["optimizer"].values] == list(OPTIMIZERS)
+    assert set(driver.OPTIMIZER_NAMES) == set(OPTIMIZERS)
+    for name in ("val_loss", "test_loss", "val_accuracy", "test_accuracy"):
+        assert np.all(np.isfinite(ds[name].values))
+    # every run starts from the same weights (seed 0) and the untrained CNN is near chance
+    np.testing.assert_allclose(ds["val_loss"][:, 0], ds["val_loss"][0, 0], rtol=1e-6)
+    assert abs(float(ds["val_loss"][0, 0]) - np.log(10)) < 0.2
+    assert np.isnan(ds["train_loss"][0, 0]) and np.all(np.isfinite(ds["train_loss"][:, 1:]))
+    assert set(summary["table"]) == set(OPTIMIZERS)
+
+
+def test_measured_state_bytes_equal_the_formula(cnn_file):
+    ds = _open(cnn_file[0])
+    run = {str(v): i for i, v in enumerate(ds["optimizer"].values)}
+    state, formula = ds["state_bytes"].values, ds["formula_bytes"].values
+    smmf = run["smmf"]
+    assert state[smmf] == formula[smmf] == ds["tensor_smmf_bytes"].values.sum()
+    # the conv kernels 16x1x3x3 and 32x16x3x3 are matricized 12 x 12 and 72 x 64
+    rows = dict(zip(ds["tensor"].values, ds["tensor_rows"].values, strict=True))
+    cols = dict(zip(ds["tensor"].values, ds["tensor_cols"].values, strict=True))
+    assert (rows["3.weight"], cols["3.weight"]) == (72, 64)
+    assert (rows["1.weight"], cols["1.weight"]) == (12, 12)
+    assert ds["tensor_smmf_bytes"].values[list(ds["tensor"].values).index("3.weight")] == (
+        smmf_state_bytes((32, 16, 3, 3))
+    )
+    for name in ("adam", "adamw"):
+        assert state[run[name]] == formula[run[name]] == ds["tensor_adam_bytes"].values.sum()
+    for name in ("adafactor", "came", "sm3"):
+        assert np.isnan(formula[run[name]]) and state[run[name]] > 0
+    # SMMF keeps about 5% of Adam's state on this model, the most of any optimizer here
+    assert 0.03 < state[smmf] / state[run["adam"]] < 0.06
+    assert state[smmf] == state.min()
+
+
+def test_analysis_and_plots(cnn_file):
+    path, summary = cnn_file
+    cmp = summary["smmf_vs_adam"]
+    assert cmp["formula_match"] and cmp["criterion"].startswith("test accuracy")
+    t = summary["tensors"]
+    assert t["smallest"][0] == 10 and t["smallest"][1] > 0.5 > t["model_ratio"]
+    assert "measured == formula: True" in driver.summarize(summary)
+    pngs = driver.plot(str(path))
+    assert [p.name for p in pngs] == ["cnn_curves.png", "cnn_state.png"]
+    assert all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_transformer_state_bytes_and_learning(tmp_path):
+    task = char_task(
+        corpus="python_source",
+        max_chars=20_000,
+        context=8,
+        batch_size=8,
+        eval_windows=8,
+        width=16,
+        layers=1,
+        heads=2,
+    )
+    out = train_run(
+        task,
+        "smmf",
+        1e-2,
+        0,
+        steps=20,
+        warmup=0,
+        eval_every=20,
+        weight_decay=0.0,
+        decay_rate=-0.8,
+    )
+    assert out["state_bytes"] == out["formula_bytes"] > 0
+    assert out["val_loss"][-1] < out["val_loss"][0] - 0.5
+
+
+def test_a_diverging_run_gives_nan_curves_not_an_error():
+    task = digits_task("mlp", batch_size=8, val_fraction=0.2, data_seed=0)
+    task.sample = lambda seed, step: (torch.full((8, 64), float("nan")), torch.zeros(8).long())
+    out = train_run(
+        task, "smmf", 1e-3, 0, steps=4, warmup=0, eval_every=2, weight_decay=0.0, decay_rate=-0.5
+    )
+    assert out["diverged"] and list(out["steps"]) == [0, 2, 4]
+    assert np.all(np.isnan(out["val_loss"])) and np.isnan(out["step_seconds"])
+    assert out["formula_bytes"] > 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["experiment.optimizers=['adam', 'lion']"], "optimizers"),
+        (["experiment.optimizers=['adam', 'adam']"], "repeated"),
+        (["experiment.warmup=700"], "warmup"),
+        (["experiment.optim.sm3.weight_decay=0.1"], "sm3.weight_decay"),
+        (["experiment.optim.lr_factors=[]"], "lr_factors"),
+        (["experiment.optim.lr_factors=[1, 1]"], "lr_factors"),
+        (["experiment.optim.smmf.lr=-1e-3"], "smmf.lr"),
+        (["experiment.optim.decay_rate=0.5"], "decay_rate"),
+        (["preset=transformer", "experiment.transformer.width=30"], "width"),
+        (["preset=resnet"], "preset"),
+        (["experiment.optim.adamm.lr=1e-3"], "adamm"),
+    ],
+)
+def test_bad_config_errors(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_with_preset(driver.SMMFRun, None, overrides, driver.PRESETS, table="experiment")
+
+
+def test_presets_and_restart_refused():
+    cfg = load_with_preset(
+        driver.SMMFRun, None, ["preset=transformer"], driver.PRESETS, table="experiment"
+    )
+    assert cfg.experiment.model == "transformer" and cfg.experiment.optim.decay_rate == -0.8
+    assert str(cfg.path).endswith("smmf_transformer.nc")
+    assert len(cfg.experiment.settings()) == 6 * 2 * 2
+    assert cfg.experiment.optim.lrs("came") == [6e-4, 2e-3]
+    cnn = load_with_preset(driver.SMMFRun, None, [], driver.PRESETS, table="experiment")
+    assert cnn.experiment.optim.lrs("sm3") == [0.1, 0.3, 1.0, 3.0, 10.0]
+    with pytest.raises(ConfigError, match="--restart and --max-steps are not supported"):
+        driver.main(["--max-steps", "3"])
+
+
+@pytest.mark.slow  # ~15-20 s of process start-up on 2 loaded cores: run with -m mpi or -m slow
+@pytest.mark.mpi
+def test_two_ranks_give_the_serial_runs(two_ranks, cnn_file, tmp_path):
+    out = tmp_path / "two.nc"
+    pair = ["--set", "experiment.optimizers=['adam', 'smmf']"]
+    two_ranks(["-m", "drivers.smmf", *TINY, *pair, "--set", f"output.path={out}"])
+    serial, parallel = _open(cnn_file[0]), _open(out)
+    assert parallel.attrs["mpi_size"] == 2
+    rows = [list(OPTIMIZERS).index(name) for name in ("adam", "smmf")]
+    for name in ("state_bytes", "formula_bytes", "val_loss", "test_accuracy", "train_loss"):
+        np.testing.assert_array_equal(parallel[name].values, serial[name].values[rows])
+
+
+def test_seeded_builders_are_reproducible_and_leave_the_global_generator():
+    from problems.small_models import build_char_transformer, build_digits_cnn
+
+    state = torch.random.get_rng_state()
+    a, b = build_digits_cnn(seed=3), build_digits_cnn(seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert not torch.equal(a[1].weight, build_digits_cnn(seed=4)[1].weight)
+    lm = build_char_transformer(96, 8, width=16, layers=1, heads=2, seed=0)
+    assert lm(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 96)
+    with pytest.raises(ValueError, match="width"):
+        build_char_transformer(96, 8, width=15, heads=2)
+    with pytest.raises(ValueError, match="seed"):
+        build_digits_cnn(seed=-1)
