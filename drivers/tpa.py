@@ -23,8 +23,8 @@ ranks ``(R_Q, R_K, R_V)``). A kind whose attention weights then differ from MHA'
 than ``model.param_tolerance`` (relative) is a configuration error. The MLP width is the
 same for all kinds, so whole models differ by the same number of weights as their
 attention layers. TPA factor weights start from the reference code's bounds
-(``model.tpa_init = "t6_code"``, :func:`reinit_t6_code`); ``"xavier"`` keeps the paper's
-(the module default), which trains markedly worse at the default learning rate.
+(``model.tpa_init = "t6_code"``, the module default); ``"xavier"`` takes the paper's, which
+train markedly worse at the default learning rate.
 
 After training, each model decodes ``decode.new_tokens`` tokens greedily after a prompt of
 ``decode.prompt`` validation tokens, once with the default cache (TPA: the factor cache
@@ -67,7 +67,6 @@ __all__ = [
     "head_counts",
     "main",
     "plot",
-    "reinit_t6_code",
     "run",
     "run_kind",
 ]
@@ -99,11 +98,11 @@ class ModelParams(Params):
     param_tolerance
         Largest allowed relative difference of a kind's attention weights from MHA's.
     tpa_init
-        TPA factor weights: ``"t6_code"`` (the bounds of the reference code's 3-D views,
-        :func:`reinit_t6_code`) or ``"xavier"`` (the paper's Xavier-uniform over each 2-D
-        map, the module default). At the default learning rate the paper's larger
-        initialization trains TPA markedly worse (docs/tpa.md), so ``t6_code`` is the
-        default here.
+        TPA factor weights (``init`` of
+        :class:`~tensorsim.nn.attention.TensorProductAttention`): ``"t6_code"`` (the
+        bounds of the reference code's 3-D views) or ``"xavier"`` (the paper's
+        Xavier-uniform over each 2-D map). At the default learning rate the paper's larger
+        initialization trains TPA markedly worse (docs/tpa.md).
     """
 
     d_model: int = param(128, "residual width d", ge=2)
@@ -351,40 +350,6 @@ def head_counts(m: ModelParams, kinds: Sequence[str] = KINDS) -> dict[str, dict[
     return out
 
 
-def reinit_t6_code(model: Any, generator: Any = None) -> None:
-    """Redraw TPA factor weights with the bounds of the T6 reference code's 3-D views.
-
-    The reference applies ``xavier_uniform_`` to the head-factor weight viewed
-    ``(d, h, R)``, so torch takes ``fan_in = h R`` and ``fan_out = d R``:
-    ``U(-a, a)``, ``a = sqrt(6 / (R (h + d)))``. The token-factor weight is taken to be
-    viewed ``(d, R, d_h)`` the same way: ``a = sqrt(6 / (d_h (R + d)))``. Both bounds are
-    smaller than Xavier's over the 2-D map (module default), so initial queries and keys
-    are smaller.
-
-    References
-    ----------
-    arXiv 2501.06425 (code: tensorgi/T6, ``CPLinear.reset_parameters``).
-    """
-    import torch
-
-    from tensorsim.nn.attention import TensorProductAttention
-
-    for module in model.modules():
-        if not isinstance(module, TensorProductAttention):
-            continue
-        h, dh, d = module.n_heads, module.head_dim, module.d_model
-        for name, rank in module.ranks.items():
-            if rank is None or not module.contextual_heads:
-                continue
-            bounds = {
-                f"{name}_a_proj": math.sqrt(6.0 / (rank * (h + d))),
-                f"{name}_b_proj": math.sqrt(6.0 / (dh * (rank + d))),
-            }
-            for attr, bound in bounds.items():
-                with torch.no_grad():
-                    getattr(module, attr).weight.uniform_(-bound, bound, generator=generator)
-
-
 def _build(e: Experiment, kind: str, vocab_size: int) -> Any:
     """The decoder of ``kind``, initialized from ``data.seed``."""
     import torch
@@ -396,6 +361,8 @@ def _build(e: Experiment, kind: str, vocab_size: int) -> Any:
     opts: dict[str, Any] = {k: v for k, v in _attention_options(m, kind).items()}
     if kind == "tpa_kvonly":
         opts.pop("q_rank")
+    if kind.startswith("tpa"):
+        opts["init"] = m.tpa_init
     with torch.random.fork_rng():
         torch.manual_seed(e.data.seed)
         model = Decoder(
@@ -408,8 +375,6 @@ def _build(e: Experiment, kind: str, vocab_size: int) -> Any:
             head_dim=m.head_dim,
             **opts,
         )
-        if m.tpa_init == "t6_code":
-            reinit_t6_code(model)
     return model
 
 

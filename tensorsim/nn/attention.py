@@ -64,6 +64,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Initializations of :class:`TensorProductAttention` (``init``).
+TPA_INITS = ("t6_code", "xavier")
+
 # ----------------------------------------------------------------------------- kernels
 
 
@@ -391,6 +394,8 @@ class TensorProductAttention(_Attention):
         ``False``: the head factors ``A_Q``, ``A_K``, ``A_V`` are parameters ``(h, R)``
         independent of the token (the paper's non-contextual-A variant; with suitable
         values MHA, MQA and GQA are special cases, section 3.4 of the paper).
+    init
+        ``"t6_code"`` or ``"xavier"``: the bounds of the factor weights (Notes).
     rope_base
         RoPE frequency base.
     generator
@@ -412,13 +417,20 @@ class TensorProductAttention(_Attention):
 
     Notes
     -----
-    Initialization: every factor weight is Xavier-uniform over its 2-D map as applied,
-    ``U(-a, a)``, ``a = sqrt(6 / (d_model + R h))`` for ``W_A`` and
-    ``sqrt(6 / (d_model + R d_h))`` for ``W_B``: the paper's choice. The reference code's
-    3-D view ``(d_model, h, R)`` gives torch's fan-in ``h R`` and fan-out ``d_model R``,
-    a bound that depends on how the weight happens to be viewed rather than on the linear
-    map, so it is not reproduced. Fixed head factors (``contextual_heads=False``) are
-    Xavier-uniform ``(h, R)`` matrices.
+    Initialization (``init``), ``U(-a, a)`` for every factor weight:
+
+    - ``"t6_code"`` (default): the bounds of the reference code, which applies
+      Xavier-uniform to ``W_A`` viewed ``(d_model, h, R)`` (torch's fan-in ``h R``, fan-out
+      ``d_model R``): ``a = sqrt(6 / (R (h + d_model)))``, and likewise to ``W_B`` viewed
+      ``(d_model, R, d_h)``: ``a = sqrt(6 / (d_h (R + d_model)))``;
+    - ``"xavier"``: the paper's Xavier-uniform over each 2-D map as applied,
+      ``a = sqrt(6 / (d_model + R h))`` for ``W_A`` and ``sqrt(6 / (d_model + R d_h))``
+      for ``W_B``.
+
+    The first bounds are smaller, so the initial queries and keys are; on the character
+    LM of ``drivers.tpa`` the paper's bounds stall TPA 0.20 nats above MHA where the
+    reference code's reach MHA's loss (docs/tpa.md). Fixed head factors
+    (``contextual_heads=False``) are Xavier-uniform ``(h, R)`` matrices either way.
 
     The full-sequence forward pass forms ``Q, K, V`` (``(1/R) A^T B``, one batched
     contraction) and calls scaled dot-product attention. With a factor cache, the new
@@ -447,6 +459,7 @@ class TensorProductAttention(_Attention):
         max_seq_len: int = 2048,
         *,
         contextual_heads: bool = True,
+        init: str = "t6_code",
         rope_base: float = 10000.0,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
@@ -463,22 +476,25 @@ class TensorProductAttention(_Attention):
             "k": check_int("k_rank", k_rank),
             "v": check_int("v_rank", v_rank),
         }
+        if init not in TPA_INITS:
+            raise ValueError(f"init: expected one of {TPA_INITS}, got {init!r}")
         kw = {"dtype": dtype, "device": device}
-        h, dh = n_heads, head_dim
+        h, dh, d = n_heads, head_dim, d_model
+        code = init == "t6_code"
         for name, rank in self.ranks.items():
             if rank is None:
                 continue
             if contextual_heads:
-                a = torch.nn.Linear(d_model, h * rank, bias=False, **kw)
+                a = torch.nn.Linear(d, h * rank, bias=False, **kw)
                 setattr(self, f"{name}_a_proj", a)
-                _xavier(a.weight, generator)
+                _uniform(a.weight, 6.0 / (rank * (h + d)) if code else None, generator)
             else:
                 a = torch.nn.Parameter(torch.empty(h, rank, **kw))
                 setattr(self, f"{name}_a", a)
-                _xavier(a, generator)
-            b = torch.nn.Linear(d_model, rank * dh, bias=False, **kw)
+                _uniform(a, None, generator)
+            b = torch.nn.Linear(d, rank * dh, bias=False, **kw)
             setattr(self, f"{name}_b_proj", b)
-            _xavier(b.weight, generator)
+            _uniform(b.weight, 6.0 / (dh * (rank + d)) if code else None, generator)
         if kv_only:
             self.q_proj = torch.nn.Linear(d_model, h * dh, bias=False, **kw)
         self.o_proj = torch.nn.Linear(h * dh, d_model, bias=False, **kw)
@@ -609,9 +625,11 @@ class TensorProductAttention(_Attention):
         return self.o_proj(out.reshape(b, t, h * dh))
 
 
-def _xavier(weight: torch.Tensor, generator: torch.Generator | None) -> None:
-    """Xavier-uniform over the 2-D map ``(fan_out, fan_in) = weight.shape``."""
+def _uniform(
+    weight: torch.Tensor, bound2: float | None, generator: torch.Generator | None
+) -> None:
+    """``U(-a, a)`` with ``a^2 = bound2``; ``None``: Xavier over ``(fan_out, fan_in)``."""
     fan_out, fan_in = weight.shape
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    bound = math.sqrt(6.0 / (fan_in + fan_out) if bound2 is None else bound2)
     with torch.no_grad():
         weight.uniform_(-bound, bound, generator=generator)

@@ -46,7 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_TPA_OPTIONS = {"q_rank", "k_rank", "v_rank", "contextual_heads", "generator"}
+_TPA_OPTIONS = {"q_rank", "k_rank", "v_rank", "contextual_heads", "init", "generator"}
 
 
 def count_parameters(module: torch.nn.Module, *, trainable_only: bool = False) -> int:

@@ -108,16 +108,25 @@ def test_recall_kind_scores_the_answer_only():
 def test_t6_code_init_bounds():
     from tensorsim.nn.transformer import Decoder
 
-    model = Decoder(20, 48, 1, 6, attention="tpa", head_dim=8, max_seq_len=8)
-    attn = model.layers[0].attn
-    before = attn.v_a_proj.weight.abs().max()
-    driver.reinit_t6_code(model, torch.Generator().manual_seed(0))
-    for name, rank in attn.ranks.items():
-        a = getattr(attn, f"{name}_a_proj").weight.abs().max()
-        b = getattr(attn, f"{name}_b_proj").weight.abs().max()
+    def attn(init):
+        torch.manual_seed(0)
+        opts = {} if init is None else {"init": init}
+        return (
+            Decoder(20, 48, 1, 6, attention="tpa", head_dim=8, max_seq_len=8, **opts)
+            .layers[0]
+            .attn
+        )
+
+    code, paper = attn(None), attn("xavier")
+    for name, rank in code.ranks.items():
+        a = getattr(code, f"{name}_a_proj").weight.abs().max()
+        b = getattr(code, f"{name}_b_proj").weight.abs().max()
         bound_a, bound_b = np.sqrt(6 / (rank * (6 + 48))), np.sqrt(6 / (8 * (rank + 48)))
         assert 0.9 * bound_a < a <= bound_a and 0.9 * bound_b < b <= bound_b
-    assert attn.v_a_proj.weight.abs().max() < before  # smaller than the 2-D Xavier bound
+        xavier_a = np.sqrt(6 / (48 + 6 * rank))
+        assert 0.9 * xavier_a < getattr(paper, f"{name}_a_proj").weight.abs().max() <= xavier_a
+    with pytest.raises(ValueError, match="init"):
+        attn("kaiming")
 
 
 @pytest.mark.parametrize(
