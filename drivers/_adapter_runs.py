@@ -281,20 +281,47 @@ def adapt_run(
 ) -> dict[str, Any]:
     """Adapt ``pretrained`` to task B with one variant; return curves, metrics and sizes."""
     model = adapt_variant(pretrained, variant, targets, rank, seed=seed)
-    counts = _counts(model)
+    return _fit_measured(
+        model,
+        task,
+        "b",
+        1000 + seed,
+        trainable=_counts(model),
+        refresh_gap=loqt_gap if VARIANTS[variant][0] == "loqt" else None,
+        steps=steps,
+        lr=lr,
+        warmup=warmup,
+        eval_every=eval_every,
+    )
+
+
+def _fit_measured(
+    model: torch.nn.Module,
+    task: Task,
+    part: str,
+    batch_seed: int,
+    *,
+    trainable: int,
+    refresh_gap: int | None,
+    steps: int,
+    lr: float,
+    warmup: int,
+    eval_every: int,
+) -> dict[str, Any]:
+    """Train on ``part``'s batches (LoQT refreshes if ``refresh_gap``); curves and sizes."""
     hook_steps: list[int] = []
     before = None
-    if VARIANTS[variant][0] == "loqt":
-        hook_steps = refresh_steps("exponential", loqt_gap, steps - 1)
+    if refresh_gap is not None:
+        hook_steps = refresh_steps("exponential", refresh_gap, steps - 1)
 
         def before(step: int, closure: Callable[[], torch.Tensor]) -> None:
             refresh_loqt(model, closure)
 
     result = fit(
         model,
-        batches=task.batches("b", 1000 + seed),
+        batches=task.batches(part, batch_seed),
         loss=loss,
-        evaluate=task.evaluate("b", ("val", "test")),
+        evaluate=task.evaluate(part, ("val", "test")),
         steps=steps,
         lr=lr,
         warmup=warmup,
@@ -307,7 +334,7 @@ def adapt_run(
         "steps": np.asarray(result.steps),
         **{k: np.asarray(v) for k, v in result.evals.items()},
         "train_loss": np.asarray(result.train_loss),
-        "trainable": counts,
+        "trainable": trainable,
         "weight_bytes": model_bytes(model),
         "optimizer_bytes": optimizer_state_bytes(result.optimizer),
         "step_seconds": result.seconds / max(1, steps),
@@ -361,8 +388,6 @@ def pretrain_run(
     if mode not in PRETRAIN_MODES:
         raise ValueError(f"mode: expected one of {PRETRAIN_MODES}, got {mode!r}")
     model = task.build(torch.Generator().manual_seed(seed))
-    hook_steps: list[int] = []
-    before = None
     if mode != "full":
         adapt(
             model,
@@ -377,30 +402,15 @@ def pretrain_run(
         for name, p in model.named_parameters():
             if not name.startswith(tuple(frozen)):
                 p.requires_grad_(True)
-        hook_steps = refresh_steps("exponential", gap, steps - 1)
-
-        def before(step: int, closure: Callable[[], torch.Tensor]) -> None:
-            refresh_loqt(model, closure)
-
-    result = fit(
+    return _fit_measured(
         model,
-        batches=task.batches("a", seed),
-        loss=loss,
-        evaluate=task.evaluate("a", ("val", "test")),
+        task,
+        "a",
+        seed,
+        trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        refresh_gap=None if mode == "full" else gap,
         steps=steps,
         lr=lr,
         warmup=warmup,
         eval_every=eval_every,
-        before_step=before,
-        hook_steps=hook_steps,
     )
-    assert result.optimizer is not None
-    return {
-        "steps": np.asarray(result.steps),
-        **{k: np.asarray(v) for k, v in result.evals.items()},
-        "train_loss": np.asarray(result.train_loss),
-        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "weight_bytes": model_bytes(model),
-        "optimizer_bytes": optimizer_state_bytes(result.optimizer),
-        "step_seconds": result.seconds / max(1, steps),
-    }
