@@ -72,18 +72,22 @@ def factorize(
     if w_ortho > 0:
         import torch
 
-        # clamped factors drift into denormal floats, which are very slow on CPU
-        torch.set_flush_denormal(True)
+        # clamped factors drift into denormal floats, which are very slow on CPU; flushing
+        # them is a process-wide switch, so it is switched back off (torch's default) after
         init = (torch.from_numpy(cp.weights), [torch.from_numpy(a) for a in cp.factors])
-        out = nonneg_cp(
-            torch.from_numpy(x),
-            rank,
-            method="projected",
-            ortho={0: w_ortho},
-            init=init,
-            tol=tol,
-            max_iter=ortho_iter,
-        )
+        torch.set_flush_denormal(True)
+        try:
+            out = nonneg_cp(
+                torch.from_numpy(x),
+                rank,
+                method="projected",
+                ortho={0: w_ortho},
+                init=init,
+                tol=tol,
+                max_iter=ortho_iter,
+            )
+        finally:
+            torch.set_flush_denormal(False)
         cp = CP(out.weights.numpy(), tuple(a.numpy() for a in out.factors), out.errors)
         errors += list(out.errors)
         info["ortho_iterations"] = len(out.errors)

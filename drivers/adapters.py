@@ -714,13 +714,14 @@ def _summarize_sweep(summary: dict[str, Any]) -> str:
     for rank, v in summary.get("lotr_vs_lora", {}).items():
         lines.append(
             f"  LoRA r={rank}: {_label(v['variant'], v['rank'])} within 1 point with "
-            f"{v['ratio']:.1f}x fewer parameters (gap {100 * v['accuracy_gap']:+.1f} points)"
+            f"{v['trainable']} parameters, LoRA's / its = {v['ratio']:.1f} "
+            f"(gap {100 * v['accuracy_gap']:+.1f} points)"
         )
     for rank, v in summary.get("soka_vs_lora", {}).items():
         lines.append(
             f"  LoRA r={rank} best validation loss {v['threshold']:.4f}: reached by "
-            f"{_label(v['variant'], v['rank'])} at step {v['step']} with {v['ratio']:.1f}x "
-            "fewer parameters"
+            f"{_label(v['variant'], v['rank'])} at step {v['step']} with {v['trainable']} "
+            f"parameters, LoRA's / its = {v['ratio']:.1f}"
         )
     return "\n".join(lines)
 
