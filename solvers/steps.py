@@ -202,6 +202,8 @@ def fit(
             result.evals.setdefault(name, []).append(float(value))
         result.train_loss.append(sum(window) / len(window) if window else math.nan)
         window.clear()
+        shown = ", ".join(f"{name} {float(value):.4g}" for name, value in metrics.items())
+        logger.debug("step %d/%d: train loss %.4g, %s", step, steps, result.train_loss[-1], shown)
 
     record(0)
     for step in range(steps):
