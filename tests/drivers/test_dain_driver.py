@@ -1,0 +1,203 @@
+"""End-to-end tests of ``python -m drivers.dain`` (sweep on generator / IL2 / file, scaling)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+xr = pytest.importorskip("xarray")
+
+import drivers.dain as driver  # noqa: E402
+from drivers._dain_report import analyse, fit_exponent  # noqa: E402
+from problems.completion_data import synthetic_completion  # noqa: E402
+from solvers.completion import CompletionParams, run_pipeline  # noqa: E402
+from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.io.sparse import split_cells, write_tsv  # noqa: E402
+
+#: A tiny synthetic sweep: 14 x 12 x 10 at 20 %, small models, 3 epochs, 2 seeds.
+TINY = [
+    "--set", "experiment.data.shape=[14, 12, 10]",
+    "--set", "experiment.data.density=0.2",
+    "--set", "experiment.model.embed_dim=4",
+    "--set", "experiment.model.hidden=[16, 8]",
+    "--set", "experiment.model.cp_rank=3",
+    "--set", "experiment.training.epochs=3",
+    "--set", "experiment.model.factor_epochs=3",
+    "--set", "experiment.seeds=2",
+]  # fmt: skip
+
+
+def _open(path):
+    ds = xr.open_dataset(path, engine="h5netcdf")
+    ds.load()
+    ds.close()
+    return ds
+
+
+@pytest.fixture(scope="module")
+def sweep_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dain") / "sweep.nc"
+    summary = driver.main(["sweep", *TINY, "--set", f"output.path={out}"])
+    return out, summary
+
+
+def test_sweep_file_layout(sweep_file):
+    path, summary = sweep_file
+    ds = _open(path)
+    assert ds.attrs["finished"] == 1 and ds.attrs["command"] == "sweep"
+    assert ds.sizes["run"] == 2 * 2 * 4  # models x seeds x (none + 3 methods)
+    assert ds.attrs["observed_cells"] == round(0.2 * 14 * 12 * 10)
+    rows = {
+        (str(m), str(a), int(s))
+        for m, a, s in zip(
+            ds["model"].values, ds["augmentation"].values, ds["seed"].values, strict=True
+        )
+    }
+    assert rows == {
+        (m, a, s)
+        for m in ("dain_mlp", "cp")
+        for a in ("none", "dain", "uniform", "frequency")
+        for s in (0, 1)
+    }
+    aug = ds["augmentation"].values != "none"
+    n_train = ds["n_train"].values - ds["n_aug"].values
+    np.testing.assert_array_equal(ds["n_aug"].values[aug], np.round(0.5 * n_train[aug]))
+    assert np.all(ds["n_aug"].values[~aug] == 0)
+    assert np.all(ds["test_mae"].values <= ds["test_rmse"].values)
+    assert set(summary["paired"]) == {
+        (m, a) for m in ("dain_mlp", "cp") for a in ("none", "uniform", "frequency")
+    }
+
+
+def test_sweep_run_is_reproduced_by_a_direct_call(sweep_file):
+    ds = _open(sweep_file[0])
+    tensor = synthetic_completion((14, 12, 10), rank=3, density=0.2, noise=0.1, seed=0).tensor
+    out = run_pipeline(
+        "cp",
+        split_cells(tensor, seed=1),
+        ratio=0.5,
+        seed=1,
+        params=CompletionParams(epochs=3, lr=3e-2, patience=30),
+        model_options={"rank": 3},
+    )
+    for method, r in out.items():
+        i = np.flatnonzero(
+            (ds["model"].values == "cp")
+            & (ds["augmentation"].values == method)
+            & (ds["seed"].values == 1)
+        )[0]
+        assert ds["test_rmse"].values[i] == r["test_rmse"], method
+
+
+def test_paired_statistics_match_a_direct_computation(sweep_file):
+    ds = _open(sweep_file[0])
+    found = analyse(ds)
+    for (model, other), stats in found["paired"].items():
+
+        def pick(a, model=model):
+            return ds["test_rmse"].values[
+                (ds["model"].values == model) & (ds["augmentation"].values == a)
+            ]
+
+        d = pick("dain") - pick(other)  # both ordered by seed in the file
+        assert math.isclose(stats["test_rmse"]["mean"], d.mean(), rel_tol=1e-12)
+        assert math.isclose(stats["test_rmse"]["se"], d.std(ddof=1) / math.sqrt(2))
+        assert stats["test_rmse"]["n"] == 2
+
+
+def test_il2_preset_runs_on_natural_missing_cells(tmp_path):
+    pytest.importorskip("tensorly")
+    out = tmp_path / "il2.nc"
+    summary = driver.main(
+        ["sweep", "--set", "preset=il2", "--set", "experiment.model.factor_epochs=2",
+         "--set", "experiment.seeds=1", "--set", 'experiment.models=["cp"]',
+         "--set", f"output.path={out}"]
+    )  # fmt: skip
+    ds = _open(out)
+    assert ds.attrs["source"] == "il2" and ds.attrs["missing_cells"] == 192
+    # a quarter of the 4800 observed cells is kept: the rest is free for augmentation
+    assert abs(ds.attrs["observed_cells"] - 0.25 * (13 * 4 * 12 * 8 - 192)) < 100
+    assert list(ds.attrs["shape"]) == [13, 4, 12, 8]
+    assert np.all(np.isfinite(ds["test_rmse"].values))
+    assert ("cp", "dain") in summary["table"]
+
+
+def test_file_source_and_scaling(tmp_path):
+    tensor = synthetic_completion((10, 9, 8), density=0.3, seed=2).tensor
+    path = write_tsv(tmp_path / "t.tensor", tensor)
+    out = tmp_path / "file.nc"
+    driver.main(
+        ["sweep", *TINY, "--set", "experiment.data.source=file",
+         "--set", f"experiment.data.path={path}", "--set", 'experiment.models=["tucker"]',
+         "--set", "experiment.model.tucker_rank=2", "--set", 'experiment.augmentations=["dain"]',
+         "--set", "experiment.seeds=1", "--set", f"output.path={out}"]
+    )  # fmt: skip
+    ds = _open(out)
+    assert ds.attrs["observed_cells"] == tensor.nnz and ds.sizes["run"] == 2
+    scal = tmp_path / "scaling.nc"
+    summary = driver.main(
+        ["scaling", *TINY, "--set", "experiment.scaling.sizes=[300, 1200]",
+         "--set", "experiment.scaling.epochs=1", "--set", f"output.path={scal}"]
+    )  # fmt: skip
+    ds = _open(scal)
+    np.testing.assert_array_equal(ds["size"].values, [300, 1200])
+    assert math.isfinite(ds.attrs["exponent"])
+    assert summary["exponents"]["seconds"] == ds.attrs["exponent"]
+    assert [p.suffix for p in driver.plot(str(scal))] == [".png"]
+
+
+def test_fit_exponent_recovers_a_power_law():
+    cells = [1e4, 1e5, 1e6]
+    assert math.isclose(fit_exponent(cells, [2 * c**1.1 for c in cells]), 1.1)
+
+
+def test_plot_writes_png(sweep_file):
+    paths = driver.plot(str(sweep_file[0]))
+    assert [p.suffix for p in paths] == [".png"] and paths[0].stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('experiment.models=["dain_mlp", "ntf"]', "unknown ['ntf']"),
+        ('experiment.augmentations=["mixup"]', "unknown ['mixup']"),
+        ("experiment.ratio=-0.5", "experiment.ratio"),
+        ("experiment.data.source=file", "data.path"),
+        ("experiment.data.density=0", "density"),
+    ],
+)
+def test_bad_config_is_rejected(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_with_preset(driver.DainRun, None, [override], driver.PRESETS, table="experiment")
+
+
+def test_too_dense_a_tensor_to_augment_is_a_clear_error(tmp_path):
+    pytest.importorskip("tensorly")
+    with pytest.raises(ValueError, match="asked for 1728 new cells but only 192"):
+        driver.main(["sweep", "--set", "preset=il2", "--set", "experiment.data.subsample=1",
+                     "--set", "experiment.model.factor_epochs=1", "--set", "experiment.seeds=1",
+                     "--set", 'experiment.models=["cp"]',
+                     "--set", f"output.path={tmp_path / 'x.nc'}"])  # fmt: skip
+
+
+def test_bad_tensor_file_names_the_problem(tmp_path):
+    bad = tmp_path / "bad.tensor"
+    bad.write_text("0\t1\t2\t0.5\n0\t1\t2\t0.7\n")
+    with pytest.raises(ValueError, match="duplicate"):
+        driver.main(["sweep", *TINY, "--set", "experiment.data.source=file",
+                     "--set", f"experiment.data.path={bad}",
+                     "--set", f"output.path={tmp_path / 'x.nc'}"])  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_two_ranks_give_the_serial_sweep(two_ranks, sweep_file, tmp_path):
+    out = tmp_path / "mpi.nc"
+    two_ranks(["-m", "drivers.dain", "sweep", *TINY, "--set", f"output.path={out}"])
+    serial, parallel = _open(sweep_file[0]), _open(out)
+    assert parallel.attrs["mpi_size"] == 2
+    for name in ("test_rmse", "test_mae", "n_aug"):
+        np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)
