@@ -1,4 +1,4 @@
-"""Torch modules on the tensorsim kernels: factorized spectral convolutions and helpers.
+"""Torch modules on the tensorsim kernels: operators, adapters, attention, completion, splats.
 
 Importing this package imports torch (``import tensorsim`` does not).
 
@@ -9,10 +9,15 @@ Importing this package imports torch (``import tensorsim`` does not).
 - :mod:`~tensorsim.nn.losses`: relative L2 and H1 losses;
 - :mod:`~tensorsim.nn.state`: state dicts as arrays plus a JSON layout (checkpoints);
 - :mod:`~tensorsim.nn.distributed`: torch.distributed initialized from MPI;
-- :mod:`~tensorsim.nn.adapters`: LoRA and LoTR adapters on pretrained linear layers, peft style;
-- :mod:`~tensorsim.nn.rope`, :mod:`~tensorsim.nn.attention`, :mod:`~tensorsim.nn.transformer`:
-  RoPE, MHA/GQA/MQA and Tensor Product Attention (arXiv 2501.06425) with KV caches, and a
-  small decoder-only transformer.
+- :mod:`~tensorsim.nn.adapters`: LoRA, LoTR, SoKA and LoQT adapters on pretrained linear
+  layers, peft style; :mod:`~tensorsim.nn.quant`: the NF4 quantizer;
+- :mod:`~tensorsim.nn.rope`, :mod:`~tensorsim.nn.attention`, :mod:`~tensorsim.nn.kv_cache`,
+  :mod:`~tensorsim.nn.transformer`: RoPE, MHA/GQA/MQA and Tensor Product Attention
+  (arXiv 2501.06425) with KV caches, and a small decoder-only transformer;
+- :mod:`~tensorsim.nn.completion`: tensor-completion models and TracIn influence (DAIN,
+  arXiv 2108.10248);
+- :mod:`~tensorsim.nn.gaussians`, :mod:`~tensorsim.nn.splat`: multi-identity factorized
+  Gaussians (MIGS, arXiv 2407.07284) and plain-torch Gaussian splatting.
 
 References
 ----------
