@@ -17,7 +17,9 @@ Importing this package imports torch (``import tensorsim`` does not).
 - :mod:`~tensorsim.nn.completion`: tensor-completion models and TracIn influence (DAIN,
   arXiv 2108.10248);
 - :mod:`~tensorsim.nn.gaussians`, :mod:`~tensorsim.nn.splat`: multi-identity factorized
-  Gaussians (MIGS, arXiv 2407.07284) and plain-torch Gaussian splatting.
+  Gaussians (MIGS, arXiv 2407.07284) and plain-torch Gaussian splatting;
+- :mod:`~tensorsim.nn.fields`, :mod:`~tensorsim.nn.render`: TensoRF CP/VM and Strivec
+  factorized radiance fields (arXiv 2203.09517, 2307.13226) and volume rendering.
 
 References
 ----------
