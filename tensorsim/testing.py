@@ -13,7 +13,7 @@ import numpy as np
 
 from tensorsim._array_api import to_numpy
 
-__all__ = ["assert_close", "bcirc", "fold_slices", "unfold_slices"]
+__all__ = ["assert_close", "bcirc", "fold_slices", "load_dataset", "unfold_slices"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,3 +82,17 @@ def fold_slices(stacked: np.ndarray, k: int) -> np.ndarray:
     """Inverse of :func:`unfold_slices`: ``(k n1, n2)`` back to ``(n1, n2, k)``."""
     stacked = np.asarray(stacked)
     return stacked.reshape(k, -1, stacked.shape[1]).transpose(1, 2, 0)
+
+
+def load_dataset(path: Any) -> Any:
+    """An output file read fully into memory as an ``xarray.Dataset`` (the file is closed).
+
+    ``xarray.open_dataset(path, engine="h5netcdf")``, loaded and closed, so that the file can
+    be rewritten or removed while the Dataset is in use (as the driver tests do).
+    """
+    import xarray as xr
+
+    ds = xr.open_dataset(path, engine="h5netcdf")
+    ds.load()
+    ds.close()
+    return ds

@@ -12,6 +12,7 @@ xr = pytest.importorskip("xarray")
 import drivers.adapters as driver  # noqa: E402
 from drivers._adapter_runs import adapt_run, digits_task, pretrain  # noqa: E402
 from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 WIDTH, DEPTH = 16, 3
 
@@ -31,13 +32,6 @@ TINY = [
 ]  # fmt: skip
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("adapters") / "sweep.nc"
@@ -47,7 +41,7 @@ def sweep_file(tmp_path_factory):
 
 def test_sweep_file_layout_and_counts(sweep_file):
     path, summary = sweep_file
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["command"] == "sweep"
     assert dict(ds.sizes) == {"run": 9, "eval_step": 4}
     np.testing.assert_array_equal(ds["eval_step"], [0, 10, 20, 30])
@@ -71,7 +65,7 @@ def test_sweep_file_layout_and_counts(sweep_file):
 
 
 def test_adapters_leave_the_pretrained_model_unchanged_at_step_0(sweep_file):
-    ds = _open(sweep_file[0])
+    ds = load_dataset(sweep_file[0])
     first = ds["val_loss"][:, 0].values
     # zero-init LoRA / LoTR / peft's LoRA, and the SoKA split, all start at the same loss
     np.testing.assert_allclose(first, first[0], rtol=2e-6)
@@ -79,7 +73,7 @@ def test_adapters_leave_the_pretrained_model_unchanged_at_step_0(sweep_file):
 
 
 def test_sweep_run_is_reproduced_by_a_direct_call(sweep_file):
-    ds = _open(sweep_file[0])
+    ds = load_dataset(sweep_file[0])
     task = digits_task(width=WIDTH, depth=DEPTH, batch_size=64, seed=0, val_fraction=0.2)
     model, _ = pretrain(task, steps=40, lr=3e-3, warmup=5, seed=0)
     out = adapt_run(
@@ -141,7 +135,7 @@ def test_pretrain_command_compares_full_loqt_nq_and_loqt(tmp_path):
             "--set", f"output.path={out}",
         ]
     )  # fmt: skip
-    ds = _open(out)
+    ds = load_dataset(out)
     assert [str(v) for v in ds["variant"].values] == ["full", "loqt_nq", "loqt"]
     table = summary["table"]
     assert table["full"]["bytes_ratio"] == 1.0
@@ -187,7 +181,7 @@ def test_target_that_matches_no_layer_names_the_pattern(tmp_path):
 def test_two_ranks_give_the_serial_sweep(two_ranks, sweep_file, tmp_path):
     out = tmp_path / "mpi.nc"
     two_ranks(["-m", "drivers.adapters", "sweep", *TINY, "--set", f"output.path={out}"])
-    serial, parallel = _open(sweep_file[0]), _open(out)
+    serial, parallel = load_dataset(sweep_file[0]), load_dataset(out)
     assert parallel.attrs["mpi_size"] == 2
     for name in ("val_loss", "test_accuracy", "trainable"):
         np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)

@@ -10,6 +10,8 @@ from tensorsim.config import ConfigError, config_from_toml
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.testing import load_dataset  # noqa: E402
+
 SMALL = [
     "--set",
     "input.shape=[14,12,10]",
@@ -18,13 +20,6 @@ SMALL = [
     "--set",
     "cases.cp_ranks=[2,5]",
 ]
-
-
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
 
 
 def test_serial_run_writes_consistent_results(tmp_path):
@@ -38,7 +33,7 @@ def test_serial_run_writes_consistent_results(tmp_path):
         "cp rank=2",
         "cp rank=5",
     ]
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.sizes["case"] == 6 and ds.attrs["finished"] == 1 and ds.attrs["mpi_size"] == 1
     assert config_from_toml(CompressConfig, ds.attrs["config"]).input.shape == (14, 12, 10)
     svd_based = ds["format"].isin(["tucker", "tt"]).values
@@ -70,7 +65,7 @@ def test_npy_input_and_bad_config(tmp_path):
             f"output.path={out}",
         ]
     )
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.sizes["case"] == 4 and np.all(ds["relative_error"].values < 1e-1)
     with pytest.raises(ConfigError, match="did you mean 'cases.tolerances'"):
         main(["--set", "cases.tolerance=[0.1]"])
@@ -95,7 +90,7 @@ def test_two_ranks_give_the_serial_result(tmp_path, two_ranks):
     serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
     main([*SMALL, "--set", f"output.path={serial}"])
     two_ranks(["-m", "drivers.compress", *SMALL, "--set", f"output.path={parallel}"])
-    a, b = _open(serial), _open(parallel)
+    a, b = load_dataset(serial), load_dataset(parallel)
     assert b.attrs["mpi_size"] == 2
     for name in a.data_vars:
         if name != "wall_time":  # everything but timings is bitwise equal
@@ -122,7 +117,7 @@ def test_netcdf_variable_input(tmp_path):
             f"output.path={out}",
         ]
     )
-    ds = _open(out)
+    ds = load_dataset(out)
     assert list(ds.attrs["input_shape"]) == [8, 7, 6]
     assert ds["relative_error"].values[0] <= 1e-6
     with pytest.raises(ValueError, match="has no dataset 'rho'; it has"):

@@ -20,6 +20,7 @@ from problems.connectome import (  # noqa: E402
     static_communities,
 )
 from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 #: Two data sets of 3 animals (the clean preset otherwise), NTF ranks 3 and 4.
 SMALL = [
@@ -27,13 +28,6 @@ SMALL = [
     "--set", "experiment.sweep.seeds=2",
     "--set", "experiment.analysis.ranks=[3, 4]",
 ]  # fmt: skip
-
-
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def run_file(tmp_path_factory):
 
 def test_file_layout(run_file):
     path, summary = run_file
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["preset"] == "clean"
     np.testing.assert_array_equal(ds.attrs["epoch_bounds"], [0, 300, 600, 900])
     assert dict(ds.sizes) == {
@@ -72,7 +66,7 @@ def test_file_layout(run_file):
 
 
 def test_runs_are_reproduced_by_direct_calls(run_file):
-    ds = _open(run_file[0])
+    ds = load_dataset(run_file[0])
     p = ConnectomeParams(n_animals=3)
     for run, (seed, rank) in enumerate([(0, 3), (0, 4), (1, 3), (1, 4)]):
         data = make_dataset(p, seed)
@@ -101,7 +95,7 @@ def test_runs_are_reproduced_by_direct_calls(run_file):
 
 def test_acceptance_nmi_of_every_planted_epoch(run_file):
     """Issue 10: NMI >= 0.9 for each planted epoch (clean preset, 2 seeds, ranks 3 and 4)."""
-    ds = _open(run_file[0])
+    ds = load_dataset(run_file[0])
     assert np.all(ds["epoch_nmi"].values >= 0.9), ds["epoch_nmi"].values  # measured all 1.0
     assert np.all(ds["epoch_component"].values >= 0)
     # the time-pooled graph misses at least one epoch in every run
@@ -164,7 +158,7 @@ def test_two_ranks_give_the_serial_file(two_ranks, tmp_path):
     serial_path, mpi_path = tmp_path / "serial.nc", tmp_path / "mpi.nc"
     driver.main([*tiny, "--set", f"output.path={serial_path}"])
     two_ranks(["-m", "drivers.connectome", *tiny, "--set", f"output.path={mpi_path}"])
-    serial, parallel = _open(serial_path), _open(mpi_path)
+    serial, parallel = load_dataset(serial_path), load_dataset(mpi_path)
     assert parallel.attrs["mpi_size"] == 2 and serial.attrs["mpi_size"] == 1
     for name in serial.data_vars:
         if name != "wall_time":

@@ -16,6 +16,7 @@ from problems.completion_data import synthetic_completion  # noqa: E402
 from solvers.completion import CompletionParams, run_pipeline  # noqa: E402
 from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
 from tensorsim.io.sparse import split_cells, write_tsv  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 #: A tiny synthetic sweep: 14 x 12 x 10 at 20 %, small models, 3 epochs, 2 seeds.
 TINY = [
@@ -30,13 +31,6 @@ TINY = [
 ]  # fmt: skip
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 @pytest.fixture(scope="module")
 def sweep_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("dain") / "sweep.nc"
@@ -46,7 +40,7 @@ def sweep_file(tmp_path_factory):
 
 def test_sweep_file_layout(sweep_file):
     path, summary = sweep_file
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["command"] == "sweep"
     assert ds.sizes["run"] == 2 * 2 * 4  # models x seeds x (none + 3 methods)
     assert ds.attrs["observed_cells"] == round(0.2 * 14 * 12 * 10)
@@ -73,7 +67,7 @@ def test_sweep_file_layout(sweep_file):
 
 
 def test_sweep_run_is_reproduced_by_a_direct_call(sweep_file):
-    ds = _open(sweep_file[0])
+    ds = load_dataset(sweep_file[0])
     tensor = synthetic_completion((14, 12, 10), rank=3, density=0.2, noise=0.1, seed=0).tensor
     out = run_pipeline(
         "cp",
@@ -93,7 +87,7 @@ def test_sweep_run_is_reproduced_by_a_direct_call(sweep_file):
 
 
 def test_paired_statistics_match_a_direct_computation(sweep_file):
-    ds = _open(sweep_file[0])
+    ds = load_dataset(sweep_file[0])
     found = analyse(ds)
     for (model, other), stats in found["paired"].items():
 
@@ -116,7 +110,7 @@ def test_il2_preset_runs_on_natural_missing_cells(tmp_path):
          "--set", "experiment.seeds=1", "--set", 'experiment.models=["cp"]',
          "--set", f"output.path={out}"]
     )  # fmt: skip
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["source"] == "il2" and ds.attrs["missing_cells"] == 192
     # a quarter of the 4800 observed cells is kept: the rest is free for augmentation
     assert abs(ds.attrs["observed_cells"] - 0.25 * (13 * 4 * 12 * 8 - 192)) < 100
@@ -135,14 +129,14 @@ def test_file_source_and_scaling(tmp_path):
          "--set", "experiment.model.tucker_rank=2", "--set", 'experiment.augmentations=["dain"]',
          "--set", "experiment.seeds=1", "--set", f"output.path={out}"]
     )  # fmt: skip
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["observed_cells"] == tensor.nnz and ds.sizes["run"] == 2
     scal = tmp_path / "scaling.nc"
     summary = driver.main(
         ["scaling", *TINY, "--set", "experiment.scaling.sizes=[300, 1200]",
          "--set", "experiment.scaling.epochs=1", "--set", f"output.path={scal}"]
     )  # fmt: skip
-    ds = _open(scal)
+    ds = load_dataset(scal)
     np.testing.assert_array_equal(ds["size"].values, [300, 1200])
     assert math.isfinite(ds.attrs["exponent"])
     assert summary["exponents"]["seconds"] == ds.attrs["exponent"]
@@ -197,7 +191,7 @@ def test_bad_tensor_file_names_the_problem(tmp_path):
 def test_two_ranks_give_the_serial_sweep(two_ranks, sweep_file, tmp_path):
     out = tmp_path / "mpi.nc"
     two_ranks(["-m", "drivers.dain", "sweep", *TINY, "--set", f"output.path={out}"])
-    serial, parallel = _open(sweep_file[0]), _open(out)
+    serial, parallel = load_dataset(sweep_file[0]), load_dataset(out)
     assert parallel.attrs["mpi_size"] == 2
     for name in ("test_rmse", "test_mae", "n_aug"):
         np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)

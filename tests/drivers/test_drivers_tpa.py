@@ -11,6 +11,7 @@ xr = pytest.importorskip("xarray")
 import drivers.tpa as driver  # noqa: E402
 from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
 from tensorsim.nn.kv_cache import solve_heads  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 #: A tiny character LM: d = 48, 1 layer, d_h = 8 (MHA 6 heads), 4 steps on 5000 characters.
 TINY = [
@@ -30,17 +31,10 @@ TINY = [
 ]  # fmt: skip
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 def test_tiny_run_file_counts_and_cache_bytes(tmp_path):
     out = tmp_path / "tpa.nc"
     summary = driver.main([*TINY, "--set", f"output.path={out}"])
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["finished"] == 1 and ds.attrs["task"] == "chars"
     assert dict(ds.sizes) == {"attention": 5, "eval_step": 3}
     assert [str(k) for k in ds["kind"].values] == list(driver.KINDS)
@@ -160,7 +154,7 @@ def test_two_ranks_match_one(tmp_path, two_ranks):
     tiny = [*TINY, "--set", "experiment.kinds=['mha', 'tpa']"]
     driver.main([*tiny, "--set", f"output.path={serial}"])
     two_ranks(["-m", "drivers.tpa", *tiny, "--set", f"output.path={parallel}"])
-    a, b = _open(serial), _open(parallel)
+    a, b = load_dataset(serial), load_dataset(parallel)
     assert b.attrs["mpi_size"] == 2
     for name in ("val_loss", "train_loss", "total_params", "cache_bytes"):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -7,6 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 xr = pytest.importorskip("xarray")
+
+from tensorsim.testing import load_dataset  # noqa: E402
+
 pytest.importorskip("h5netcdf")
 
 import drivers.fields as driver  # noqa: E402
@@ -22,13 +25,6 @@ def _load(*overrides):
     )
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 @pytest.fixture(scope="module")
 def tiny_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("fields") / "tiny.nc"
@@ -38,7 +34,7 @@ def tiny_file(tmp_path_factory):
 
 def test_file_layout_and_parameter_counts(tiny_file):
     path, summary = tiny_file
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["preset"] == "tiny"
     cfg = _load()
     e = cfg.experiment
@@ -65,7 +61,7 @@ def test_file_layout_and_parameter_counts(tiny_file):
 
 def test_stored_models_reload_and_render_the_same(tiny_file):
     path, _ = tiny_file
-    ds = _open(path)
+    ds = load_dataset(path)
     from problems.scenes import make_scene, make_views
 
     cfg = _load()
@@ -129,7 +125,7 @@ def test_restart_is_refused(tmp_path):
 def test_two_ranks_give_the_serial_sweep(two_ranks, tiny_file, tmp_path):
     out = tmp_path / "mpi.nc"
     two_ranks(["-m", "drivers.fields", *TINY, "--set", f"output.path={out}"], timeout=300)
-    serial, parallel = _open(tiny_file[0]), _open(out)
+    serial, parallel = load_dataset(tiny_file[0]), load_dataset(out)
     assert parallel.attrs["mpi_size"] == 2
     for name in ("field_params", "test_psnr", "render", "test_psnr_curve"):
         np.testing.assert_array_equal(parallel[name].values, serial[name].values)

@@ -15,6 +15,7 @@ from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
 from tensorsim.io import read_checkpoint  # noqa: E402
 from tensorsim.nn.gaussians import MultiIdentityGaussians  # noqa: E402
 from tensorsim.nn.state import state_from_arrays  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 N_I, N_G = 3, 6 + 4 * 2
 
@@ -41,13 +42,6 @@ PROBLEM = GaussianIdentitiesParams(
 )
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 @pytest.fixture(scope="module")
 def run_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("migs") / "migs.nc"
@@ -57,7 +51,7 @@ def run_file(tmp_path_factory):
 
 def test_file_layout_and_parameter_counts(run_file):
     path, summary = run_file
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["preset"] == "few_views"
     assert dict(ds.sizes) == {
         "run": 4, "eval_step": 3, "identity": N_I, "panel": 4, "y": 10, "x": 10, "channel": 3
@@ -79,7 +73,7 @@ def test_file_layout_and_parameter_counts(run_file):
 
 def test_checkpointed_models_reproduce_the_stored_test_psnr(run_file):
     path, _ = run_file
-    ds = _open(path)
+    ds = load_dataset(path)
     ckpt = read_checkpoint(path)
     data = make_data(make_problem(PROBLEM))
     for i, (form, rank) in enumerate(
@@ -99,7 +93,7 @@ def test_checkpointed_models_reproduce_the_stored_test_psnr(run_file):
 
 
 def test_sweep_run_is_reproduced_by_a_direct_call(run_file):
-    ds = _open(run_file[0])
+    ds = load_dataset(run_file[0])
     out = train_run(
         make_data(make_problem(PROBLEM)), "cp", (3,),
         steps=6, batch=2, lrs=driver.TrainingParams().lrs(), eval_every=3,
@@ -152,7 +146,7 @@ def test_bad_config_is_rejected(override, message):
 def test_two_ranks_give_the_serial_file(two_ranks, run_file, tmp_path):
     out = tmp_path / "mpi.nc"
     two_ranks(["-m", "drivers.migs", "sweep", *TINY, "--set", f"output.path={out}"])
-    serial, parallel = _open(run_file[0]), _open(out)
+    serial, parallel = load_dataset(run_file[0]), load_dataset(out)
     assert parallel.attrs["mpi_size"] == 2
     for name in ("params", "test_psnr_identity", "eval_test_psnr", "unseen_psnr", "renders"):
         np.testing.assert_array_equal(parallel[name], serial[name], err_msg=name)

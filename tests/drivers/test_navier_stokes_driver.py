@@ -22,6 +22,8 @@ from tensorsim.config import ConfigError, load_with_preset
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.testing import load_dataset as load_output  # noqa: E402
+
 TINY = ["generate", "--set", "preset=tiny"]
 
 
@@ -33,19 +35,12 @@ def dataset(tmp_path_factory):
     return path, summary
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 def test_dataset_round_trip(dataset):
     path, summary = dataset
     assert summary["samples"] == 8 and summary["steps"] == 20 and summary["dt"] == 0.05
     assert 0 < summary["largest_cfl"] < 1
     assert not list(path.parent.glob("*partial*"))  # no temporary file left
-    ds = _open(path)
+    ds = load_output(path)
     assert dict(ds.sizes) == {"sample": 8, "x16": 16, "y16": 16, "x32": 32, "y32": 32}
     for n in (16, 32):
         for kind in ("input", "output"):
@@ -81,16 +76,16 @@ def test_dataset_round_trip(dataset):
 
 def test_batches_backends_and_ranks_do_not_change_the_data(dataset, tmp_path):
     path, _ = dataset
-    reference = _open(path)
+    reference = load_output(path)
     one = tmp_path / "one.nc"
     driver.main([*TINY, "--set", "generate.batch=8", "--set", f"data.path={one}"])
-    other = _open(one)
+    other = load_output(one)
     for name in reference.data_vars:
         np.testing.assert_array_equal(other[name].values, reference[name].values, err_msg=name)
     pytest.importorskip("torch")
     torch_file = tmp_path / "torch.nc"
     driver.main([*TINY, "--set", "generate.backend=torch", "--set", f"data.path={torch_file}"])
-    other = _open(torch_file)
+    other = load_output(torch_file)
     for name in reference.data_vars:  # float64 solves that differ by round-off, in float32
         np.testing.assert_allclose(other[name].values, reference[name].values, atol=1e-6)
 
@@ -103,7 +98,7 @@ def test_two_ranks_equal_serial(dataset, tmp_path, two_ranks):
         ["-m", "drivers.navier_stokes", *TINY]
         + ["--set", "generate.batch=3", "--set", f"data.path={parallel}"]
     )
-    a, b = _open(path), _open(parallel)
+    a, b = load_output(path), load_output(parallel)
     assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
     for name in a.data_vars:  # bitwise: every sample is computed whole by one rank
         np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)
@@ -143,7 +138,7 @@ def test_a_failure_leaves_the_previous_file(dataset, tmp_path, monkeypatch):
 
 def test_loader_rejects_wrong_files(dataset, tmp_path):
     path, _ = dataset
-    ds = _open(path)
+    ds = load_output(path)
 
     def write(name, changed):
         out = tmp_path / name
@@ -252,7 +247,7 @@ def test_gpu_backends(dataset, tmp_path, backend):
         [*TINY, "--set", f"generate.backend={backend}", "--set", "generate.device=cuda"]
         + ["--set", f"data.path={out}"]
     )
-    a, b = _open(path), _open(out)
+    a, b = load_output(path), load_output(out)
     for name in a.data_vars:
         np.testing.assert_allclose(b[name].values, a[name].values, atol=1e-6, err_msg=name)
 
@@ -461,7 +456,7 @@ def test_evaluate_at_every_resolution(dataset, trained, tmp_path):
         + ["--set", "evaluate.plot=true", "--set", "evaluate.plot_samples=1"]
     )
     assert summary["epoch"] == 3 and summary["dataset"] == str(path)
-    ds = _open(out)
+    ds = load_output(out)
     run_data, _ = open_run(run)
     assert ds["test_l2"].dims == ("resolution",)
     np.testing.assert_array_equal(ds["resolution"], [16, 32])
@@ -485,7 +480,7 @@ def test_evaluate_skips_a_grid_too_coarse_for_the_modes(dataset, learning, tmp_p
         summary = driver.main(["evaluate", "--set", f"evaluate.run={run}"])
     assert math.isnan(summary["errors"][16]["l2"]) and summary["errors"][32]["l2"] < 2
     assert any("not evaluated at 16 x 16" in r.message for r in caplog.records)
-    ds = _open(tmp_path / "fine_evaluation.nc")
+    ds = load_output(tmp_path / "fine_evaluation.nc")
     assert np.isnan(ds["test_l2"].values[0]) and np.isfinite(ds["test_l2"].values[1])
 
 
@@ -551,7 +546,7 @@ def test_bad_files(dataset, trained, tmp_path):
     path, _ = dataset
     run, _ = trained
     broken = tmp_path / "broken.nc"
-    _open(path).drop_vars("output_16").to_netcdf(broken, engine="h5netcdf")
+    load_output(path).drop_vars("output_16").to_netcdf(broken, engine="h5netcdf")
     with pytest.raises(ValueError, match=r"no variable 'output_16' for resolution 16"):
         _train(broken, tmp_path / "run.nc")
     with pytest.raises(FileNotFoundError, match="no such dataset file"):

@@ -19,6 +19,7 @@ from drivers._panther_runs import (  # noqa: E402
 from problems.genomics import SyntheticCohortParams, cohort_tensor, synthetic_cohort  # noqa: E402
 from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
 from tensorsim.decomp import CP  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 #: 96 patients, one seed, co2 and knowledge fills, w_ortho 0 and 0.01 (20 projected steps).
 TINY = [
@@ -26,13 +27,6 @@ TINY = [
     "--set", "experiment.sweep.seeds=1",
     "--set", "experiment.factor.ortho_iter=20",
 ]  # fmt: skip
-
-
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +38,7 @@ def tiny_run(tmp_path_factory):
 
 def test_file_layout_and_reported_numbers(tiny_run):
     path, summary = tiny_run
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["mode1"] == "pathway"
     assert dict(ds.sizes) == {
         "run": 4, "split": 3, "class": 4, "feature": 10, "component": 8,
@@ -164,7 +158,7 @@ def test_files_source_reads_the_tables(tmp_path):
         "--set", "experiment.sweep.seeds=1",
         "--set", f"output.path={tmp_path / 'files.nc'}",
     ])  # fmt: skip
-    ds = _open(tmp_path / "files.nc")
+    ds = load_dataset(tmp_path / "files.nc")
     assert ds.sizes["pathway"] == 28 and np.isnan(ds["overlap"]).all()  # nothing planted
     np.testing.assert_array_equal(np.nansum(ds["in_group"].values, axis=2), 5)
     assert summary["table"][("co2", 0.0)]["min_factor"] >= 0
@@ -179,7 +173,7 @@ def test_serology_smoke(tmp_path):
         "--set", "experiment.sweep.seeds=1",
         "--set", f"output.path={out}",
     ])  # fmt: skip
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["mode1"] == "antigen" and ds.sizes["receptor"] == 11
     assert str(ds["fill"].values[0]) == "none"
     row = summary["table"][("none", 0.0)]
@@ -191,7 +185,7 @@ def test_serology_smoke(tmp_path):
 def test_two_ranks_give_the_serial_result(tmp_path, two_ranks, tiny_run):
     out = tmp_path / "mpi.nc"
     two_ranks(["-m", "drivers.panther", *TINY, "--set", f"output.path={out}"], timeout=300)
-    a, b = _open(tiny_run[0]), _open(out)
+    a, b = load_dataset(tiny_run[0]), load_dataset(out)
     assert b.attrs["mpi_size"] == 2
     for name in ("accuracy", "rel_error", "coef", "loading1", "overlap"):
         np.testing.assert_array_equal(a[name].values, b[name].values)

@@ -11,6 +11,8 @@ from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.testing import load_dataset  # noqa: E402
+
 SMALL = [
     "--set", "problem.cells=41",
     "--set", "problem.degree=7",
@@ -26,13 +28,6 @@ LINE = [
     "--set", "problem.t_end=0.2",
     "--set", "problem.width=0.2",
 ]  # fmt: skip
-
-
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
 
 
 def _relative_mass_change(ds):
@@ -59,7 +54,7 @@ def test_plane_source_matches_the_full_rank_solution(tmp_path, integrator, rtol,
         ]  # fmt: skip
     )
     assert summary["steps"] == STEPS and summary["finished"]
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["finished"] == 1 and ds.attrs["integrator"] == integrator
     assert ds.sizes["time"] == STEPS + 1 and ds.sizes["x"] == 41
     dims = {
@@ -118,7 +113,7 @@ def test_periodic_mass_is_conserved(tmp_path, integrator):
                 f"output.path={out}",
             ]  # fmt: skip
         )
-        ds = _open(out)
+        ds = load_dataset(out)
         assert "density_reference" not in ds
         changes[conserve] = _relative_mass_change(ds)
     # measured: 1e-15 with conservative truncation, 1e-4 .. 1e-3 without
@@ -144,7 +139,7 @@ def test_line_source(tmp_path, tree, edges, bound):
             f"output.path={out}",
         ]  # fmt: skip
     )
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds["density"].dims == ("time", "x", "y")
     assert ds["density_reference"].dims == ("time", "x", "y")
     assert ds.sizes["x"] == ds.sizes["y"] == 24 and ds.sizes["edge"] == edges
@@ -169,7 +164,7 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
     assert ds.sizes["time"] == 8
     summary = driver.main(["--restart", str(part)])
     assert summary["steps"] == STEPS - 7 and summary["finished"]
-    a, b = _open(full), _open(part)
+    a, b = load_dataset(full), load_dataset(part)
     assert b.attrs["finished"] == 1 and b.sizes["time"] == a.sizes["time"]
     np.testing.assert_array_equal(b["time"].values, a["time"].values)
     for name in ("density", "mass", "ranks", "error_density", "density_reference"):

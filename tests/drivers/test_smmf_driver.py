@@ -14,6 +14,7 @@ import drivers.smmf as driver  # noqa: E402
 from drivers._smmf_runs import OPTIMIZERS, char_task, digits_task, train_run  # noqa: E402
 from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
 from tensorsim.optim import smmf_state_bytes  # noqa: E402
+from tensorsim.testing import load_dataset  # noqa: E402
 
 #: A tiny CNN sweep: every optimizer, one learning rate, 6 steps.
 TINY = [
@@ -26,13 +27,6 @@ TINY = [
 ]  # fmt: skip
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 @pytest.fixture(scope="module")
 def cnn_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("smmf") / "cnn.nc"
@@ -42,7 +36,7 @@ def cnn_file(tmp_path_factory):
 
 def test_file_layout_and_curves(cnn_file):
     path, summary = cnn_file
-    ds = _open(path)
+    ds = load_dataset(path)
     assert ds.attrs["finished"] == 1 and ds.attrs["model"] == "cnn"
     assert ds.attrs["parameters"] == 9930
     assert ds.sizes["run"] == len(OPTIMIZERS) and ds.sizes["eval_step"] == 3
@@ -59,7 +53,7 @@ def test_file_layout_and_curves(cnn_file):
 
 
 def test_measured_state_bytes_equal_the_formula(cnn_file):
-    ds = _open(cnn_file[0])
+    ds = load_dataset(cnn_file[0])
     run = {str(v): i for i, v in enumerate(ds["optimizer"].values)}
     state, formula = ds["state_bytes"].values, ds["formula_bytes"].values
     smmf = run["smmf"]
@@ -171,7 +165,7 @@ def test_two_ranks_give_the_serial_runs(two_ranks, cnn_file, tmp_path):
     out = tmp_path / "two.nc"
     pair = ["--set", "experiment.optimizers=['adam', 'smmf']"]
     two_ranks(["-m", "drivers.smmf", *TINY, *pair, "--set", f"output.path={out}"])
-    serial, parallel = _open(cnn_file[0]), _open(out)
+    serial, parallel = load_dataset(cnn_file[0]), load_dataset(out)
     assert parallel.attrs["mpi_size"] == 2
     rows = [list(OPTIMIZERS).index(name) for name in ("adam", "smmf")]
     for name in ("state_bytes", "formula_bytes", "val_loss", "test_accuracy", "train_loss"):

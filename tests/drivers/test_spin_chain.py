@@ -10,6 +10,8 @@ from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.testing import load_dataset  # noqa: E402
+
 SMALL = [
     "--set", "model.sites=6",
     "--set", "solver.t_end=0.2",
@@ -18,18 +20,11 @@ SMALL = [
 ]  # fmt: skip
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 def test_run_matches_exact_and_conserves(tmp_path):
     out = tmp_path / "run.nc"
     summary = driver.main([*SMALL, "--set", f"output.path={out}"])
     assert summary["steps"] == 10
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["finished"] == 1 and ds.sizes["time"] == 11 and ds.sizes["site"] == 6
     assert float(ds["error_mz"][1:].max()) < 1e-5
     assert float(abs(ds["norm"] - 1).max()) < 1e-6
@@ -45,7 +40,7 @@ def test_other_integrators(tmp_path, integrator):
     driver.main(
         [*SMALL, "--set", f"solver.integrator={integrator}", "--set", f"output.path={out}"]
     )
-    ds = _open(out)
+    ds = load_dataset(out)
     bound = 1e-5 if integrator == "augmented_bug" else 5e-2  # fixed rank 2 is too small
     assert float(ds["error_mz"][1:].max()) < bound
 
@@ -54,9 +49,9 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
     full, part = tmp_path / "full.nc", tmp_path / "part.nc"
     driver.main([*SMALL, "--set", f"output.path={full}"])
     driver.main([*SMALL, "--set", f"output.path={part}", "--max-steps", "4"])
-    assert _open(part).attrs["finished"] == 0
+    assert load_dataset(part).attrs["finished"] == 0
     driver.main(["--restart", str(part)])
-    a, b = _open(full), _open(part)
+    a, b = load_dataset(full), load_dataset(part)
     assert b.attrs["finished"] == 1 and b.sizes["time"] == a.sizes["time"]
     for name in ("mz", "norm", "energy", "ranks"):
         np.testing.assert_allclose(b[name].values, a[name].values, rtol=0, atol=1e-13)

@@ -12,6 +12,7 @@ from tensorsim.config import ConfigError, load_with_preset
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.testing import load_dataset  # noqa: E402
 
 #: A small sweep: 2 widths x 2 scales x 2 trials of 300 iterations on the init_scale problem.
 SWEEP = [
@@ -24,17 +25,10 @@ SWEEP = [
 ]  # fmt: skip
 
 
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
-
-
 def test_sweep_file_layout_and_values(tmp_path):
     out = tmp_path / "sweep.nc"
     summary = driver.main([*SWEEP, "--set", f"output.path={out}"])
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["finished"] == 1 and ds.attrs["preset"] == "init_scale"
     assert ds.attrs["symmetric_dof"] == 210
     assert dict(ds.sizes) == {"setting": 4, "trial": 2, "iteration": 4, "tube": 10}
@@ -88,7 +82,7 @@ def test_redraw_problem_gives_each_trial_its_own_measurements(tmp_path):
             f"output.path={out}",
         ]  # fmt: skip
     )
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.sizes["iteration"] == 1
     # at U_0 ~ 0 the loss is ||y||^2 / 2: different problems give different losses
     loss0 = ds["loss"][0, :, 0].values
@@ -134,7 +128,7 @@ def test_underdetermined_small_alpha_recovers_large_alpha_does_not(tmp_path):
             f"output.path={out}",
         ]  # fmt: skip
     )
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["symmetric_dof"] == 210 and "m = 120" in ds.attrs["config"]
     small, large = summary["final_test_error"][:, 0]
     assert small < 1e-3  # measured 5.3e-5
@@ -221,7 +215,7 @@ def test_two_ranks_equal_serial(tmp_path, two_ranks):
     serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
     driver.main([*SWEEP, "--set", f"output.path={serial}"])
     two_ranks(["-m", "drivers.tubal", *SWEEP, "--set", f"output.path={parallel}"])
-    a, b = _open(serial), _open(parallel)
+    a, b = load_dataset(serial), load_dataset(parallel)
     assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
     for name in a.data_vars:
         if name != "wall_time":

@@ -12,6 +12,7 @@ from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.testing import load_dataset  # noqa: E402
 
 SMALL = [
     "--set", "problem.transport.cells=21",
@@ -34,13 +35,6 @@ PLANE = [
     "--set", "problem.nodes_eta=3",
     "--set", "problem.transport.t_end=0.3",
 ]  # fmt: skip
-
-
-def _open(path):
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
 
 
 def _relative(a, b):
@@ -71,7 +65,7 @@ def test_statistics_match_the_collocation_reference(
         ]  # fmt: skip
     )
     assert summary["steps"] == STEPS and summary["finished"]
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds.attrs["finished"] == 1 and ds.attrs["integrator"] == integrator
     assert ds.sizes["time"] == STEPS + 1 and ds.sizes["x"] == 21 and ds.sizes["edge"] == 6
     dims = {
@@ -119,7 +113,7 @@ def test_periodic_expected_mass_is_conserved(tmp_path):
                 f"output.path={out}",
             ]  # fmt: skip
         )
-        ds = _open(out)
+        ds = load_dataset(out)
         assert "density_mean_reference" not in ds  # reference is off by default
         mass = ds["mass"].values
         changes[conserve] = float(np.max(np.abs(mass - mass[0])) / mass[0])
@@ -130,7 +124,7 @@ def test_periodic_expected_mass_is_conserved(tmp_path):
 def test_section_5_3_preset(tmp_path):
     out = tmp_path / "plane.nc"
     driver.main([*PLANE, "--set", "output.reference=true", "--set", f"output.path={out}"])
-    ds = _open(out)
+    ds = load_dataset(out)
     assert ds["density_mean"].dims == ("time", "x", "y")
     assert ds["density_var"].dims == ("time", "x", "y")
     assert ds["density_mean_reference"].dims == ("x", "y")
@@ -155,7 +149,7 @@ def test_interpolated_reference_matches_the_direct_one(tmp_path):
                 "--set", f"output.path={out}",
             ]
         )  # fmt: skip
-        refs[nodes] = _open(out)
+        refs[nodes] = load_dataset(out)
     for name in ("density_mean_reference", "density_var_reference"):
         direct, interpolated = refs[0][name].values, refs[6][name].values
         # the absorption factor exp(-sigma_a t) holds to the RK4 error of these coarse steps
@@ -168,11 +162,11 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
     args = [*SMALL, "--set", "output.reference=true"]
     driver.main([*args, "--set", f"output.path={full}"])
     driver.main([*args, "--set", f"output.path={part}", "--max-steps", "6"])
-    first = _open(part)
+    first = load_dataset(part)
     assert first.attrs["finished"] == 0 and "error_mean" not in first
     summary = driver.main(["--restart", str(part)])
     assert summary["steps"] == STEPS - 6
-    a, b = _open(full), _open(part)
+    a, b = load_dataset(full), load_dataset(part)
     assert b.attrs["finished"] == 1 and b.sizes["time"] == a.sizes["time"]
     for name in (
         "density_mean",
@@ -263,7 +257,7 @@ def test_two_ranks_equal_serial(tmp_path, two_ranks):
             f"output.path={parallel}",
         ]
     )
-    a, b = _open(serial), _open(parallel)
+    a, b = load_dataset(serial), load_dataset(parallel)
     assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
     assert b.sizes["time"] == a.sizes["time"]
     for name in a.data_vars:
