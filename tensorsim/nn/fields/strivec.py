@@ -253,9 +253,7 @@ class LocalCPField(FeatureField):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        super().__init__()
-        if not isinstance(box, Box):
-            raise TypeError(f"box: expected a Box, got {type(box).__name__}")
+        super().__init__(box, app_dim)
         if not scales or not all(isinstance(s, LocalScale) for s in scales):
             raise ValueError(
                 f"scales: expected a non-empty sequence of LocalScale, got {scales!r}"
@@ -270,10 +268,8 @@ class LocalCPField(FeatureField):
             raise ValueError(
                 f"weighting: expected 'inverse', 'inverse_square' or 'uniform', got {weighting!r}"
             )
-        self.box = box
         self.top_k = top_k
         self.weighting = weighting
-        self.app_dim = check_rank(app_dim, "app_dim")
         self.scales = torch.nn.ModuleList(
             [
                 _Scale(s, box, occupancy.cpu(), app_dim, init_scale, generator, dtype)

@@ -65,6 +65,13 @@ class FeatureField(torch.nn.Module):
     box: Box
     app_dim: int
 
+    def __init__(self, box: Box, app_dim: int) -> None:
+        super().__init__()
+        if not isinstance(box, Box):
+            raise TypeError(f"box: expected a Box, got {type(box).__name__}")
+        self.box = box
+        self.app_dim = check_rank(app_dim, "app_dim")
+
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """Density feature ``(N,)`` at points ``x`` ``(N, 3)`` (before the activation)."""
         raise NotImplementedError
@@ -174,13 +181,9 @@ class CPField(FeatureField):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        super().__init__()
-        if not isinstance(box, Box):
-            raise TypeError(f"box: expected a Box, got {type(box).__name__}")
-        self.box = box
+        super().__init__(box, app_dim)
         self.density_rank = check_rank(density_rank, "density_rank")
         self.app_rank = check_rank(app_rank, "app_rank")
-        self.app_dim = check_rank(app_dim, "app_dim")
         g = check_resolution(resolution, "resolution")
         self.density_lines = torch.nn.ParameterList(
             [_init((g, density_rank), init_scale, generator, dtype) for _ in range(3)]
@@ -265,13 +268,9 @@ class VMField(FeatureField):
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        super().__init__()
-        if not isinstance(box, Box):
-            raise TypeError(f"box: expected a Box, got {type(box).__name__}")
-        self.box = box
+        super().__init__(box, app_dim)
         self.density_rank = check_rank(density_rank, "density_rank")
         self.app_rank = check_rank(app_rank, "app_rank")
-        self.app_dim = check_rank(app_dim, "app_dim")
         g = check_resolution(resolution, "resolution")
 
         def group(rank: int, shape: tuple[int, ...]) -> torch.nn.ParameterList:
