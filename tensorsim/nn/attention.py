@@ -71,18 +71,25 @@ TPA_INITS = ("t6_code", "xavier")
 
 
 def _causal_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, past: int) -> torch.Tensor:
-    """Causal attention of ``q (B, T, H, d)`` on ``k, v (B, past + T, H_kv, d)``."""
-    n_heads, n_kv = q.shape[2], k.shape[2]
-    q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-    if n_kv != n_heads:
-        k = k.repeat_interleave(n_heads // n_kv, dim=1)
-        v = v.repeat_interleave(n_heads // n_kv, dim=1)
-    t = q.shape[2]
+    """Causal attention of ``q (B, T, H, d)`` on ``k, v (B, past + T, H_kv, d)``.
+
+    Query heads ``h`` use key/value head ``h // (H / H_kv)`` (GQA, MQA) without copying the
+    keys and values per query head: one new token (decoding) folds each group's query heads
+    into the query axis of a single attention per key/value head; longer inputs use
+    ``scaled_dot_product_attention(..., enable_gqa=True)``.
+    """
+    b, t, n_heads, d = q.shape
+    n_kv = k.shape[2]
+    q, k, v = (x.transpose(1, 2) for x in (q, k, v))
+    grouped = n_kv != n_heads
+    if grouped and t == 1:
+        out = F.scaled_dot_product_attention(q.reshape(b, n_kv, n_heads // n_kv, d), k, v)
+        return out.reshape(b, n_heads, 1, d).transpose(1, 2)
     if past == 0:
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1, enable_gqa=grouped)
     else:
         mask = _causal_mask(t, past, q.device) if t > 1 else None
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=grouped)
     return out.transpose(1, 2)
 
 
