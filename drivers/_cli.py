@@ -26,9 +26,31 @@ from tensorsim.config import ConfigError, Params, build_parser, config_from_toml
 from tensorsim.log import setup_logging
 from tensorsim.parallel import abort_on_error, get_comm
 
-__all__ = ["Command", "run_command_line"]
+__all__ = ["Command", "refuse_restart", "run_command_line"]
 
 C = TypeVar("C", bound=Params)
+
+
+def refuse_restart(prog: str, restart: Any, max_steps: Any, length_key: str) -> None:
+    """Refuse ``--restart`` and ``--max-steps`` in a driver that always runs to the end.
+
+    Sweeps of independent runs keep no checkpoint; this raises ``ConfigError`` when either
+    option was given.
+
+    Parameters
+    ----------
+    prog
+        The driver, as named in the message (``"drivers.tubal"``).
+    restart, max_steps
+        The values the command line passed (``None`` when absent).
+    length_key
+        The configuration key that sets the length of a run, named as the alternative.
+    """
+    if restart is not None or max_steps is not None:
+        raise ConfigError(
+            f"{prog} runs to the end: --restart and --max-steps are not supported "
+            f"(use {length_key})"
+        )
 
 
 @dataclass(frozen=True)

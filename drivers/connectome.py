@@ -43,7 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from drivers._cli import run_command_line
+from drivers._cli import refuse_restart, run_command_line
 from problems.connectome import (
     ConnectomeParams,
     affinity_tensor,
@@ -428,11 +428,7 @@ def run(
     cfg: ConnectomeRun, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
 ) -> dict[str, Any]:
     """Simulate, build the affinities, analyse every (seed, rank) run and write the file."""
-    if restart is not None or max_steps is not None:
-        raise ConfigError(
-            "drivers.connectome runs an analysis to the end: --restart and --max-steps are "
-            "not supported"
-        )
+    refuse_restart("drivers.connectome", restart, max_steps, "experiment.analysis.max_iter")
     e = cfg.experiment
     p = e.problem
     start = time.perf_counter()

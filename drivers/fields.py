@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from drivers._cli import run_command_line
+from drivers._cli import refuse_restart, run_command_line
 from problems.scenes import SceneParams
 from tensorsim.config import (
     ConfigError,
@@ -395,11 +395,7 @@ def run(
     from tensorsim.nn.render import psnr
     from tensorsim.nn.state import state_to_arrays
 
-    if restart is not None or max_steps is not None:
-        raise ConfigError(
-            "drivers.fields runs a sweep to the end: --restart and --max-steps are not "
-            "supported (use experiment.training.steps)"
-        )
+    refuse_restart("drivers.fields", restart, max_steps, "experiment.training.steps")
     _setup_torch()
     start = time.perf_counter()
     e = cfg.experiment

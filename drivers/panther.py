@@ -52,7 +52,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from drivers._cli import run_command_line
+from drivers._cli import refuse_restart, run_command_line
 from problems.genomics import (
     FILLS,
     SyntheticCohortParams,
@@ -496,8 +496,7 @@ def run(
     cfg: PantherRun, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
 ) -> dict[str, Any]:
     """Run every (fill, w_ortho, seed) over the ranks, write the file; return a summary."""
-    if restart is not None or max_steps is not None:
-        raise ConfigError("drivers.panther runs its sweep to the end: no --restart/--max-steps")
+    refuse_restart("drivers.panther", restart, max_steps, "experiment.factor.max_iter")
     e = cfg.experiment
     start = time.perf_counter()
     labels = [(f, w, s) for f, w in e.settings() for s in range(e.sweep.seeds)]

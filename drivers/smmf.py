@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from drivers._cli import run_command_line
+from drivers._cli import refuse_restart, run_command_line
 from drivers._smmf_report import analyse, plot, summarize
 from tensorsim.config import ConfigError, Params, config_to_toml, load_with_preset, param
 from tensorsim.parallel import Executor
@@ -402,11 +402,7 @@ def run(
     """Run every (optimizer, lr, seed) over the ranks, write the file; return the analysis."""
     from drivers._smmf_runs import tensor_table, train_run
 
-    if restart is not None or max_steps is not None:
-        raise ConfigError(
-            "drivers.smmf runs a sweep to the end: --restart and --max-steps are not "
-            "supported (use experiment.steps)"
-        )
+    refuse_restart("drivers.smmf", restart, max_steps, "experiment.steps")
     e = cfg.experiment
     start = time.perf_counter()
     task = _task(e)

@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from drivers._cli import run_command_line
+from drivers._cli import refuse_restart, run_command_line
 from tensorsim.config import ConfigError, Params, config_to_toml, load_with_preset, param
 from tensorsim.parallel import Executor
 
@@ -565,11 +565,7 @@ def run(
     cfg: TPARun, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
 ) -> dict[str, Any]:
     """Train every kind (spread over the ranks), write the file; return a summary table."""
-    if restart is not None or max_steps is not None:
-        raise ConfigError(
-            "drivers.tpa trains each model to the end: --restart and --max-steps are not "
-            "supported (use experiment.training.steps)"
-        )
+    refuse_restart("drivers.tpa", restart, max_steps, "experiment.training.steps")
     e = cfg.experiment
     start = time.perf_counter()
 

@@ -50,7 +50,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from drivers._cli import run_command_line
+from drivers._cli import refuse_restart, run_command_line
 from problems.tubal_sensing import (
     TubalSensingParams,
     initial_factor,
@@ -374,11 +374,7 @@ def run(
     cfg: TubalRun, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
 ) -> dict[str, Any]:
     """Run every (setting, trial) pair over the ranks and write the file; return a summary."""
-    if restart is not None or max_steps is not None:
-        raise ConfigError(
-            "drivers.tubal runs a sweep to the end: --restart and --max-steps are not "
-            "supported (use experiment.solver.iterations)"
-        )
+    refuse_restart("drivers.tubal", restart, max_steps, "experiment.solver.iterations")
     experiment = cfg.experiment
     settings = experiment.settings()
     trials = experiment.sweep.trials
