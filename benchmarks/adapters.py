@@ -27,7 +27,6 @@ A full run writes ``benchmarks/results/adapters.md``; ``--quick`` runs one case 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import statistics
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import machine_info, markdown_table, progress, write_report
+from drivers._adapter_runs import adapt_variant
 
 RESULTS = Path(__file__).resolve().parent / "results" / "adapters.md"
 SEED = 20240203
@@ -89,28 +89,6 @@ def build(model: str) -> tuple[torch.nn.Module, list[str], torch.Tensor, torch.T
     return net, ["q_proj", "v_proj"], x, torch.roll(x, -1, dims=1)
 
 
-def ours(net: torch.nn.Module, method: str, targets: list[str], rank: int) -> torch.nn.Module:
-    """Our adapter on a copy of ``net``."""
-    from tensorsim.nn import adapt
-
-    generator = torch.Generator().manual_seed(SEED)
-    return adapt(copy.deepcopy(net), method, targets, rank, generator=generator)
-
-
-def peft_model(
-    net: torch.nn.Module, method: str, targets: list[str], rank: int
-) -> torch.nn.Module:
-    """The peft adapter on a copy of ``net`` (targets as one full-match regex)."""
-    import peft
-
-    pattern = "|".join(f"(?:.*\\.)?(?:{p})" for p in targets)
-    if method == "lora":
-        config = peft.LoraConfig(r=rank, lora_alpha=rank, target_modules=pattern)
-    else:
-        config = peft.LoKrConfig(r=rank, alpha=rank, target_modules=pattern)
-    return peft.get_peft_model(copy.deepcopy(net), config)
-
-
 def trainable(model: torch.nn.Module) -> int:
     """Parameters that require grad."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -135,8 +113,8 @@ def step_function(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> C
 def run_case(case: Case, repeat: int) -> list[str]:
     """Count and time one case; return its table row."""
     net, targets, x, y = build(case.model)
-    a = ours(net, case.ours, targets, case.rank)
-    b = peft_model(net, case.peft, targets, case.rank)
+    a = adapt_variant(net, case.ours, targets, case.rank, seed=SEED)
+    b = adapt_variant(net, f"peft_{case.peft}", targets, case.rank, seed=SEED)
     steps = [step_function(a, x, y), step_function(b, x, y)]
     for step in steps:
         step()
@@ -167,8 +145,8 @@ def same_init_losses(model: str, rank: int, steps: int) -> tuple[float, float]:
     kind. Returns the largest relative difference of the two loss curves and the final loss.
     """
     net, targets, x, y = build(model)
-    a = ours(net, "lora", targets, rank)
-    b = peft_model(net, "lora", targets, rank)
+    a = adapt_variant(net, "lora", targets, rank, seed=SEED)
+    b = adapt_variant(net, "peft_lora", targets, rank, seed=SEED)
     with torch.no_grad():
         for name, layer in a.named_modules():
             if hasattr(layer, "lora_A") and isinstance(layer.lora_A, torch.nn.Parameter):
