@@ -19,6 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from drivers._tasks import (
+    Batch,
+    batch_loss,
+    digits_split,
+    evaluate_splits,
+    spaced_windows,
+    windows,
+)
 from problems.adaptation import build_mlp, digits_tasks
 from problems.language import VOCAB, load_corpus
 from solvers.steps import fit, optimizer_state_bytes, tensor_bytes
@@ -61,9 +69,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-
-
 @dataclass
 class Task:
     """One pretrain (A) / adapt (B) pair on torch tensors.
@@ -91,26 +96,7 @@ class Task:
 
     def evaluate(self, part: str, splits: Sequence[str]) -> Callable[[torch.nn.Module], dict]:
         """``evaluate(model)`` -> ``{split}_loss`` and ``{split}_accuracy`` for ``splits``."""
-
-        def run(model: torch.nn.Module) -> dict[str, float]:
-            out = {}
-            for split in splits:
-                x, y = self.data[part][split]
-                logits = model(x)
-                out[f"{split}_loss"] = float(_cross_entropy(logits, y))
-                out[f"{split}_accuracy"] = float((logits.argmax(-1) == y).double().mean())
-            return out
-
-        return run
-
-
-def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-
-def loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Mean cross entropy of the model's logits on ``batch`` (classes or next characters)."""
-    return _cross_entropy(model(batch[0]), batch[1])
+        return lambda model: evaluate_splits(model, {s: self.data[part][s] for s in splits})
 
 
 def digits_task(
@@ -120,40 +106,16 @@ def digits_task(
 
     A stratified ``val_fraction`` of each training split is held out for validation.
     """
-    from sklearn.model_selection import train_test_split
-
-    train, data = {}, {}
+    data, samplers = {}, {}
     for part, task in zip("ab", digits_tasks(seed)[:2], strict=True):
-        x_tr, x_val, y_tr, y_val = train_test_split(
-            task.x_train,
-            task.y_train,
-            test_size=val_fraction,
-            random_state=seed,
-            stratify=task.y_train,
+        data[part], samplers[part] = digits_split(
+            task, val_fraction=val_fraction, seed=seed, batch_size=batch_size
         )
-        train[part] = (torch.from_numpy(x_tr), torch.from_numpy(y_tr))
-        data[part] = {
-            "val": (torch.from_numpy(x_val), torch.from_numpy(y_val)),
-            "test": (torch.from_numpy(task.x_test), torch.from_numpy(task.y_test)),
-        }
 
     def sample(part: str, batch_seed: int, step: int) -> Batch:
-        x, y = train[part]
-        rng = np.random.default_rng([batch_seed, step])
-        idx = torch.from_numpy(rng.integers(0, x.shape[0], size=batch_size))
-        return x[idx], y[idx]
+        return samplers[part](batch_seed, step)
 
     return Task("digits", data, sample, lambda g: build_mlp(width=width, depth=depth, generator=g))
-
-
-def _windows(ids: np.ndarray, starts: np.ndarray, seq_len: int) -> Batch:
-    """Windows of ``ids`` at ``starts`` and their next-character targets."""
-    tokens = torch.from_numpy(ids[starts[:, None] + np.arange(seq_len + 1)])
-    return tokens[:, :-1], tokens[:, 1:]
-
-
-def _spaced(ids: np.ndarray, seq_len: int, count: int) -> Batch:
-    return _windows(ids, np.linspace(0, ids.size - seq_len - 1, count).astype(np.int64), seq_len)
 
 
 def char_task(
@@ -181,14 +143,14 @@ def char_task(
         half = corpus.val.size // 2
         train[part] = corpus.train
         data[part] = {
-            "val": _spaced(corpus.val[:half], seq_len, eval_windows),
-            "test": _spaced(corpus.val[half:], seq_len, eval_windows),
+            "val": spaced_windows(corpus.val[:half], seq_len, eval_windows),
+            "test": spaced_windows(corpus.val[half:], seq_len, eval_windows),
         }
 
     def sample(part: str, batch_seed: int, step: int) -> Batch:
         ids = train[part]
         rng = np.random.default_rng([batch_seed, step])
-        return _windows(ids, rng.integers(0, ids.size - seq_len - 1, size=batch_size), seq_len)
+        return windows(ids, rng.integers(0, ids.size - seq_len - 1, size=batch_size), seq_len)
 
     def build(generator: torch.Generator) -> torch.nn.Module:
         with torch.random.fork_rng():
@@ -215,7 +177,7 @@ def pretrain(task: Task, *, steps: int, lr: float, warmup: int, seed: int) -> tu
     result = fit(
         model,
         batches=task.batches("a", seed),
-        loss=loss,
+        loss=batch_loss,
         evaluate=task.evaluate("a", ("val", "test")),
         steps=steps,
         lr=lr,
@@ -320,7 +282,7 @@ def _fit_measured(
     result = fit(
         model,
         batches=task.batches(part, batch_seed),
-        loss=loss,
+        loss=batch_loss,
         evaluate=task.evaluate(part, ("val", "test")),
         steps=steps,
         lr=lr,

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from drivers._tasks import Batch, batch_loss, digits_split, evaluate_splits, spaced_windows
 from problems.adaptation import digits_tasks
-from problems.language import VOCAB, load_corpus
+from problems.language import VOCAB, load_corpus, sample_batch
 from problems.small_models import build_char_transformer, build_digits_cnn, build_digits_mlp
 from solvers.steps import fit
 from tensorsim.optim import SMMF, smmf_matrix_shape, smmf_state_bytes, state_bytes
@@ -55,8 +56,6 @@ LABELS = {
     "sm3": "SM3",
     "smmf": "SMMF",
 }
-
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def make_optimizer(
@@ -163,23 +162,7 @@ class Task:
 
     def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         """``{split}_loss`` (mean cross entropy, nats) and ``{split}_accuracy`` per split."""
-        out = {}
-        for split, (x, y) in self.data.items():
-            logits = model(x)
-            out[f"{split}_loss"] = float(loss_of(logits, y))
-            out[f"{split}_accuracy"] = float((logits.argmax(-1) == y).double().mean())
-        return out
-
-
-def loss_of(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross entropy over all positions (classes or next characters)."""
-    return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
-    )
-
-
-def _loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    return loss_of(model(batch[0]), batch[1])
+        return evaluate_splits(model, self.data)
 
 
 def digits_task(model: str, *, batch_size: int, val_fraction: float, data_seed: int) -> Task:
@@ -189,36 +172,14 @@ def digits_task(model: str, *, batch_size: int, val_fraction: float, data_seed: 
     part is held out for validation (learning-rate selection). Batches are drawn with
     replacement from the rest.
     """
-    from sklearn.model_selection import train_test_split
-
     if model not in ("cnn", "mlp"):
         raise ValueError(f"model: expected 'cnn' or 'mlp', got {model!r}")
     task = digits_tasks(data_seed)[0]
-    x_tr, x_val, y_tr, y_val = train_test_split(
-        task.x_train,
-        task.y_train,
-        test_size=val_fraction,
-        random_state=data_seed,
-        stratify=task.y_train,
+    data, sample = digits_split(
+        task, val_fraction=val_fraction, seed=data_seed, batch_size=batch_size
     )
-    x, y = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
-    data = {
-        "val": (torch.from_numpy(x_val), torch.from_numpy(y_val)),
-        "test": (torch.from_numpy(task.x_test), torch.from_numpy(task.y_test)),
-    }
-
-    def sample(seed: int, step: int) -> Batch:
-        rng = np.random.default_rng([seed, step])
-        idx = torch.from_numpy(rng.integers(0, x.shape[0], size=batch_size))
-        return x[idx], y[idx]
-
     builder = build_digits_cnn if model == "cnn" else build_digits_mlp
     return Task(model, data, sample, lambda seed: builder(seed=seed))
-
-
-def _windows(ids: np.ndarray, starts: np.ndarray, length: int) -> Batch:
-    tokens = torch.from_numpy(ids[starts[:, None] + np.arange(length + 1)])
-    return tokens[:, :-1], tokens[:, 1:]
 
 
 def char_task(
@@ -248,13 +209,12 @@ def char_task(
                 f"max_chars: the held-out {split} text ({ids.size} characters) is shorter "
                 f"than a window of context={context} + 1"
             )
-        starts = np.linspace(0, ids.size - context - 1, eval_windows).astype(np.int64)
-        data[split] = _windows(ids, starts, context)
+        data[split] = spaced_windows(ids, context, eval_windows)
     train = text.train
 
     def sample(seed: int, step: int) -> Batch:
-        rng = np.random.default_rng([seed, step])
-        return _windows(train, rng.integers(0, train.size - context, size=batch_size), context)
+        x, y = sample_batch(train, batch_size, context, np.random.default_rng([seed, step]))
+        return torch.from_numpy(x), torch.from_numpy(y)
 
     def build(seed: int) -> torch.nn.Module:
         return build_char_transformer(
@@ -305,7 +265,7 @@ def train_run(
         result = fit(
             model,
             batches=lambda step: task.sample(seed, step),
-            loss=_loss,
+            loss=batch_loss,
             evaluate=task.evaluate,
             steps=steps,
             lr=lr,
