@@ -382,7 +382,8 @@ def _data(e: Experiment) -> tuple[int, Callable[[int], Any], Any]:
     """Vocabulary size, ``batches(step)`` and the validation ``(inputs, targets)``."""
     import torch
 
-    from problems.language import RecallTask, load_corpus, recall_batch
+    from drivers._tasks import spaced_windows
+    from problems.language import RecallTask, load_corpus, recall_batch, sample_batch
 
     d = e.data
     if e.task == "recall":
@@ -401,16 +402,11 @@ def _data(e: Experiment) -> tuple[int, Callable[[int], Any], Any]:
             f"config key 'data.max_chars': the corpus split is shorter than data.seq_len={n}"
         )
 
-    def windows(ids: np.ndarray, starts: np.ndarray) -> Any:
-        tokens = torch.from_numpy(ids[starts[:, None] + np.arange(n + 1)])
-        return tokens[:, :-1], tokens[:, 1:]
-
     def chars(step: int) -> Any:
-        rng = np.random.default_rng([d.seed, step])
-        return windows(corpus.train, rng.integers(0, corpus.train.size - n, size=d.batch_size))
+        x, y = sample_batch(corpus.train, d.batch_size, n, np.random.default_rng([d.seed, step]))
+        return torch.from_numpy(x), torch.from_numpy(y)
 
-    starts = np.linspace(0, corpus.val.size - n - 1, d.eval_size).astype(np.int64)
-    return corpus.vocab_size, chars, windows(corpus.val, starts)
+    return corpus.vocab_size, chars, spaced_windows(corpus.val, n, d.eval_size)
 
 
 def _decode(model: Any, prompt: Any, new_tokens: int, *, materialize: bool) -> dict[str, float]:
