@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +75,6 @@ class Task:
 
     Attributes
     ----------
-    name
-        ``"digits"`` or ``"chars"``.
     data
         ``"a"``/``"b"`` -> evaluation split (``"val"``, ``"test"``) -> ``(x, y)``.
     sample
@@ -85,7 +83,6 @@ class Task:
         ``build(generator)`` -> a fresh model for task A.
     """
 
-    name: str
     data: dict[str, dict[str, Batch]]
     sample: Callable[[str, int, int], Batch]
     build: Callable[[torch.Generator], torch.nn.Module]
@@ -115,7 +112,7 @@ def digits_task(
     def sample(part: str, batch_seed: int, step: int) -> Batch:
         return samplers[part](batch_seed, step)
 
-    return Task("digits", data, sample, lambda g: build_mlp(width=width, depth=depth, generator=g))
+    return Task(data, sample, lambda g: build_mlp(width=width, depth=depth, generator=g))
 
 
 def char_task(
@@ -163,7 +160,7 @@ def char_task(
                 max_seq_len=seq_len,
             )
 
-    return Task("chars", data, sample, build)
+    return Task(data, sample, build)
 
 
 def model_bytes(model: torch.nn.Module) -> int:
@@ -309,17 +306,6 @@ def _counts(model: torch.nn.Module) -> int:
     if any(hasattr(m, "own_parameters") for m in model.modules()):
         return trainable_parameters(model).trainable
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def state_arrays(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    """The model's state dict as NumPy arrays (to broadcast over MPI ranks)."""
-    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-
-
-def load_arrays(model: torch.nn.Module, arrays: Mapping[str, np.ndarray]) -> torch.nn.Module:
-    """Load :func:`state_arrays` output into ``model`` (strict)."""
-    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
-    return model
 
 
 #: Modes of the LoQT pretraining comparison.

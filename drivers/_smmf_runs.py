@@ -145,8 +145,6 @@ class Task:
 
     Attributes
     ----------
-    name
-        ``"cnn"``, ``"mlp"`` or ``"transformer"``.
     data
         ``"val"``, ``"test"`` -> ``(inputs, targets)``.
     sample
@@ -155,7 +153,6 @@ class Task:
         ``build(seed)`` -> a fresh model.
     """
 
-    name: str
     data: dict[str, Batch]
     sample: Callable[[int, int], Batch]
     build: Callable[[int], torch.nn.Module]
@@ -179,7 +176,7 @@ def digits_task(model: str, *, batch_size: int, val_fraction: float, data_seed: 
         task, val_fraction=val_fraction, seed=data_seed, batch_size=batch_size
     )
     builder = build_digits_cnn if model == "cnn" else build_digits_mlp
-    return Task(model, data, sample, lambda seed: builder(seed=seed))
+    return Task(data, sample, lambda seed: builder(seed=seed))
 
 
 def char_task(
@@ -221,7 +218,7 @@ def char_task(
             len(VOCAB), context, width=width, layers=layers, heads=heads, seed=seed
         )
 
-    return Task("transformer", data, sample, build)
+    return Task(data, sample, build)
 
 
 def train_run(

@@ -348,7 +348,7 @@ def _settings(sweep: SweepParams) -> list[tuple[str, int, float, int]]:
 
 def _pretrained(cfg: AdaptersRun, comm: Any, task: Any) -> tuple[Any, dict[str, float]]:
     """Pretrain on rank 0 and broadcast the weights."""
-    from drivers._adapter_runs import load_arrays, pretrain, state_arrays
+    from drivers._adapter_runs import pretrain
 
     e = cfg.experiment
     payload = None
@@ -367,11 +367,12 @@ def _pretrained(cfg: AdaptersRun, comm: Any, task: Any) -> tuple[Any, dict[str, 
             metrics["val_loss"],
             metrics["val_accuracy"],
         )
-        payload = (state_arrays(model), metrics)
-    arrays, metrics = comm.bcast(payload, root=0)
+        payload = (model.state_dict(), metrics)
+    state, metrics = comm.bcast(payload, root=0)
     import torch
 
-    model = load_arrays(task.build(torch.Generator().manual_seed(e.data.seed)), arrays)
+    model = task.build(torch.Generator().manual_seed(e.data.seed))
+    model.load_state_dict(state)
     return model, metrics
 
 
