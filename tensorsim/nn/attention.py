@@ -44,12 +44,12 @@ import math
 import torch
 import torch.nn.functional as F
 
+from tensorsim._checks import check_int
 from tensorsim.einsum import einsum
 from tensorsim.nn.kv_cache import (
     AttentionCache,
     KVCache,
     TPAFactorCache,
-    check_int,
     dtype_size,
     kv_head_count,
 )

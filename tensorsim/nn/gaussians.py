@@ -40,6 +40,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
+from tensorsim._checks import check_int
 from tensorsim.decomp import CP, Tucker, cp_to_dense, tucker_to_dense
 from tensorsim.nn.splat import check_rotation, covariance_3d, quaternion_to_rotation
 
@@ -171,12 +172,6 @@ def pose_gaussians(
     return gaussians._replace(means=means, rotations=rot @ gaussians.rotations)
 
 
-def _check_int(value: object, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return value
-
-
 class MultiIdentityGaussians(torch.nn.Module):
     """The identities x Gaussians x parameters tensor of MIGS in CP, Tucker or dense form.
 
@@ -227,11 +222,11 @@ class MultiIdentityGaussians(torch.nn.Module):
         dtype: torch.dtype = torch.float64,
     ) -> None:
         super().__init__()
-        self.n_identities = _check_int(n_identities, "n_identities")
-        self.n_gaussians = _check_int(n_gaussians, "n_gaussians")
+        self.n_identities = check_int("n_identities", n_identities)
+        self.n_gaussians = check_int("n_gaussians", n_gaussians)
         if form not in ("cp", "tucker", "dense"):
             raise ValueError(f"form: expected 'cp', 'tucker' or 'dense', got {form!r}")
-        if not blocks or any(_check_int(w, f"blocks[{k!r}]") < 1 for k, w in blocks.items()):
+        if not blocks or any(check_int(f"blocks[{k!r}]", w) < 1 for k, w in blocks.items()):
             raise ValueError("blocks: expected a non-empty mapping of name -> width")
         self.form = form
         self.blocks = dict(blocks)
@@ -268,7 +263,7 @@ class MultiIdentityGaussians(torch.nn.Module):
             return
         k = s.numel()
         if form == "cp":
-            r = _check_int(rank, "rank")
+            r = check_int("rank", rank)
             self.ranks = (r,)
             n_keep = min(r, k)
             sq = torch.sqrt(s[:n_keep])
@@ -286,12 +281,12 @@ class MultiIdentityGaussians(torch.nn.Module):
         else:
             if isinstance(rank, int) and not isinstance(rank, bool):
                 r3 = (
-                    min(_check_int(rank, "rank"), self.n_identities),
+                    min(check_int("rank", rank), self.n_identities),
                     min(rank, self.n_gaussians),
                     min(rank, m),
                 )
             elif isinstance(rank, tuple | list) and len(rank) == 3:
-                r3 = tuple(_check_int(v, f"rank[{i}]") for i, v in enumerate(rank))
+                r3 = tuple(check_int(f"rank[{i}]", v) for i, v in enumerate(rank))
             else:
                 raise ValueError(f"rank: expected an int or 3 ints for Tucker, got {rank!r}")
             self.ranks = r3
@@ -507,7 +502,7 @@ def fit_identity(
     """
     if not isinstance(model, MultiIdentityGaussians):
         raise TypeError(f"model: expected a MultiIdentityGaussians, got {type(model).__name__}")
-    _check_int(steps, "steps", 0)
+    check_int("steps", steps, 0)
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a positive number, got {lr!r}")
     start = model.new_identity_row() if row is None else row.detach().clone()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from tensorsim._checks import check_int
+
 __all__ = [
     "ATTENTION_KINDS",
     "AttentionCache",
@@ -27,12 +29,6 @@ __all__ = [
 ]
 
 ATTENTION_KINDS = ("mha", "gqa", "mqa", "tpa", "tpa_kvonly")
-
-
-def check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def dtype_size(dtype: torch.dtype) -> int:

@@ -28,15 +28,11 @@ import logging
 
 import torch
 
+from tensorsim._checks import check_int
+
 __all__ = ["RotaryEmbedding", "apply_rotary", "rotary_tables"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 def rotary_tables(
@@ -71,10 +67,10 @@ def rotary_tables(
         If ``dim`` is not a positive even integer, ``max_seq_len`` not a positive integer or
         ``base`` not positive.
     """
-    _check_positive_int("dim", dim)
+    check_int("dim", dim)
     if dim % 2:
         raise ValueError(f"dim: rotary embedding needs an even head dimension, got {dim}")
-    _check_positive_int("max_seq_len", max_seq_len)
+    check_int("max_seq_len", max_seq_len)
     if not base > 0:
         raise ValueError(f"base: expected a positive number, got {base!r}")
     half = dim // 2

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tensorsim._checks import check_int
 from tensorsim.nn.attention import MultiHeadAttention, TensorProductAttention
-from tensorsim.nn.kv_cache import AttentionCache, check_int, check_kind, kv_head_count
+from tensorsim.nn.kv_cache import AttentionCache, check_kind, kv_head_count
 
 __all__ = [
     "Decoder",
