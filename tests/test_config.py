@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import pathlib
 from dataclasses import FrozenInstanceError, dataclass
 from typing import Literal
@@ -10,8 +9,6 @@ import pytest
 from tensorsim.config import (
     ConfigError,
     Params,
-    build_parser,
-    config_from_args,
     config_from_toml,
     config_to_dict,
     config_to_toml,
@@ -305,10 +302,19 @@ def test_round_trip_dict_and_toml():
     assert config_from_toml(RunConfig, text) == cfg
 
 
-def test_config_to_dict_omits_none_with_none_default():
+def test_config_to_dict_writes_every_none():
     d = config_to_dict(RunConfig())
-    assert "max_rank" not in d["input"]
+    assert d["input"]["max_rank"] == "none"
     assert config_from_toml(RunConfig, config_to_toml(RunConfig())) == RunConfig()
+
+    # None where the enclosing table's default instance sets a value survives the round trip
+    @dataclass(frozen=True)
+    class Outer(Params):
+        inner: InputParams = param(InputParams(max_rank=5), "inner table")
+
+    cfg = load_config(Outer, overrides=["inner.max_rank=none"])
+    assert cfg.inner.max_rank is None
+    assert config_from_toml(Outer, config_to_toml(cfg)) == cfg
 
 
 def test_config_from_toml_bad_text():
@@ -344,29 +350,31 @@ def test_describe_options_lists_every_leaf():
     assert by_key["input.kind"][1] == 'which field [one of "smooth", "rough"]'
 
 
-def test_help_epilog_lists_every_option():
-    parser = build_parser(RunConfig, prog="python -m drivers.demo", description="Demo driver.")
-    text = parser.format_help()
-    assert "--config PATH" in text and "--set KEY=VALUE" in text
-    for key, default, doc in describe_options(RunConfig):
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{key} = "))
-        assert default in line and doc in line
-    assert "solver.steps = 10" in text and ">= 1 and <= 1000" in text
+def test_attributes_section_is_written_from_the_field_docs():
+    @dataclass(frozen=True)
+    class Short(Params):
+        """One line."""
 
+        a: int = param(1, "the a")
+        b: float = param(2.0, "the b", gt=0)
 
-def test_parser_and_config_from_args(tmp_path):
-    path = tmp_path / "run.toml"
-    path.write_text("[solver]\nsteps = 4\n")
-    parser = build_parser(RunConfig, prog="demo", description="Demo.")
-    parser.add_argument("--restart", action="store_true")
-    ns = parser.parse_args(
-        ["--config", str(path), "--set", "solver.h=0.5", "--set", "name=x", "--restart"]
+    @dataclass(frozen=True)
+    class Written(Params):
+        """Hand-written.
+
+        Attributes
+        ----------
+        a
+            A longer story.
+        """
+
+        a: int = param(1, "the a")
+
+    assert (
+        "Attributes\n    ----------\n    a\n        the a\n    b\n        the b" in Short.__doc__
     )
-    assert ns.restart is True
-    cfg = config_from_args(RunConfig, ns)
-    assert (cfg.solver.steps, cfg.solver.h, cfg.name) == (4, 0.5, "x")
-    assert config_from_args(RunConfig, parser.parse_args([])) == RunConfig()
-    assert config_from_args(RunConfig, argparse.Namespace()) == RunConfig()
+    assert Written.__doc__.count("Attributes") == 1 and "A longer story." in Written.__doc__
+    assert "the a" not in Written.__doc__
 
 
 def test_param_rejects_bad_arguments():

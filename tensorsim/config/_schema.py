@@ -1,40 +1,13 @@
-"""Run configuration: frozen dataclasses filled from TOML, with validation and a CLI.
+"""Parameter classes: frozen dataclasses whose fields are checked on construction.
 
-Every component describes its parameters as a frozen dataclass that derives from
-:class:`Params`, with each field declared through :func:`param` (default, doc string and
-constraints)::
-
-    @dataclass(frozen=True)
-    class SolverParams(Params):
-        h: float = param(1e-2, "time step", gt=0)
-        scheme: Literal["bug", "parallel_bug"] = param("bug", "integrator")
-
-    @dataclass(frozen=True)
-    class RunConfig(Params):
-        solver: SolverParams = param(SolverParams(), "time integration")
-
-:func:`load_config` merges the defaults, a TOML file, a mapping and ``KEY=VALUE`` overrides
-(in that order), and builds the nested dataclasses. Every value is checked against its type
-hint and constraints, both when loading and when an instance is constructed directly in
-Python. A bad value raises :class:`ConfigError`, whose message names the full key path and
-what was expected, with a "did you mean" hint for misspelt keys.
-
-:func:`build_parser` gives a driver an :mod:`argparse` parser with ``--config PATH`` and a
-repeatable ``--set KEY=VALUE``; its ``--help`` lists every option with its default, doc
-string and constraints. :func:`config_to_dict` and :func:`config_to_toml` write a resolved
-configuration back out, and ``load_config(cls, data=config_to_dict(cfg)) == cfg``.
-
-Notes
------
-TOML has no null. An optional field (``X | None``) is set to ``None`` by the string
-``"none"`` (any case), in a file as in an override; :func:`config_to_dict` omits ``None``
-values whose default is ``None`` and writes ``"none"`` for the others, so that the round
-trip holds.
+:class:`Params` is the mixin of every component's parameters, :func:`param` declares a field
+(default, doc string, constraints) and :class:`ConfigError` is raised, naming the full key
+path, when a value or key is refused. :func:`build` fills a class from nested mappings.
+Reading and writing TOML is :mod:`tensorsim.config._toml`.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import difflib
@@ -44,27 +17,13 @@ import numbers
 import operator
 import os
 import pathlib
-import tomllib
+import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-import tomli_w
-
-__all__ = [
-    "ConfigError",
-    "Params",
-    "build_parser",
-    "config_from_args",
-    "config_from_toml",
-    "config_to_dict",
-    "config_to_toml",
-    "describe_options",
-    "load_config",
-    "load_with_preset",
-    "param",
-]
+__all__ = ["ConfigError", "Params", "param"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +110,32 @@ class Params:
     class. A subclass that defines its own ``__post_init__`` must call
     ``super().__post_init__()``.
 
+    A subclass whose docstring has no ``Attributes`` section gets one, written from the
+    doc strings of its :func:`param` fields (so one-line fields are documented once); a
+    hand-written ``Attributes`` section is kept as it is.
+
     Raises
     ------
     ConfigError
         If a field has a bad value. The key path is relative to this instance.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        doc = cls.__dict__.get("__doc__")
+        if doc is None or re.search(r"\n\s*Attributes\s*\n\s*-+\s*\n", doc):
+            return
+        entries = [
+            (name, value.metadata["doc"])
+            for name in cls.__dict__.get("__annotations__", {})
+            if isinstance(value := cls.__dict__.get(name), dataclasses.Field)
+            and value.metadata.get("doc")
+        ]
+        if entries:
+            lines = [f"    {name}\n        {text}" for name, text in entries]
+            cls.__doc__ = (
+                doc.rstrip() + "\n\n    Attributes\n    ----------\n" + "\n".join(lines) + "\n"
+            )
 
     def __post_init__(self) -> None:
         cls = type(self)
@@ -478,414 +458,3 @@ def _build(cls: type[P], data: Mapping[str, Any], prefix: str, base: Any) -> P:
 def _check_params_class(cls: Any) -> None:
     if not _is_params_class(cls):
         raise TypeError(f"expected a Params dataclass, got {cls!r}")
-
-
-def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in new.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        elif isinstance(value, Mapping):
-            into[key] = _deep_merge({}, value)
-        else:
-            into[key] = value
-    return into
-
-
-def _apply_override(cls: type, merged: dict[str, Any], text: str) -> None:
-    if not isinstance(text, str) or "=" not in text:
-        raise ConfigError(f"invalid override {text!r}: expected KEY=VALUE, e.g. solver.h=0.01")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
-    parts = key.split(".")
-    if not key or any(not p for p in parts):
-        raise ConfigError(f"invalid override {text!r}: bad key {key!r}")
-
-    target: Any = cls
-    node = merged
-    prefix = ""
-    for i, part in enumerate(parts):
-        fields = _init_fields(target)
-        if part not in fields:
-            raise _unknown_key(target, prefix, part)
-        tp = _type_hints(target)[part]
-        path = _join(prefix, part)
-        if i == len(parts) - 1:
-            node[part] = _parse_override_value(raw, tp, path, fields[part].metadata)
-            return
-        inner, _ = _strip_optional(tp)
-        if not _is_params_class(inner):
-            raise ConfigError(
-                f"invalid override {text!r}: config key {path!r} is not a table "
-                f"(it is {_with_article(_type_name(tp))})"
-            )
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-        target = inner
-        prefix = path
-
-
-def _parse_override_value(raw: str, tp: Any, path: str, meta: Mapping[str, Any]) -> Any:
-    _, optional = _strip_optional(tp)
-    if optional and raw.lower() == _NONE_WORD:
-        return None
-    try:
-        parsed = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-    try:
-        _convert(parsed, tp, path, meta)
-    except ConfigError:
-        # e.g. ``--set input.source=2024`` for a str field: keep the text if that fits.
-        try:
-            _convert(raw, tp, path, meta)
-        except ConfigError:
-            return parsed
-        return raw
-    return parsed
-
-
-def _read_toml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {os.fspath(path)!r}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {os.fspath(path)!r} is not valid TOML: {exc}") from exc
-
-
-def load_config(
-    cls: type[P],
-    path: str | os.PathLike[str] | None = None,
-    overrides: Iterable[str] = (),
-    *,
-    data: Mapping[str, Any] | None = None,
-) -> P:
-    """Build a configuration from defaults, a TOML file, a mapping and overrides.
-
-    Later sources win: defaults, then the file at ``path``, then ``data``, then
-    ``overrides``. Nested tables are merged key by key.
-
-    Parameters
-    ----------
-    cls
-        The top-level :class:`Params` dataclass.
-    path
-        A TOML file, or None.
-    overrides
-        Strings ``"a.b=value"``. The value is read as a TOML value (``0.01``, ``[8, 8]``,
-        ``true``, ``"text"``), or taken as a bare string when it is not valid TOML; ``none``
-        (any case) sets an optional field to None.
-    data
-        A nested mapping of values, or None.
-
-    Returns
-    -------
-    P
-        The validated configuration.
-
-    Raises
-    ------
-    ConfigError
-        On an unreadable file, an unknown key (with a "did you mean" hint), a malformed
-        override, or a value of the wrong type or out of range. The message names the key.
-    TypeError
-        If ``cls`` is not a Params dataclass.
-    """
-    _check_params_class(cls)
-    if isinstance(overrides, str):
-        overrides = (overrides,)
-    merged: dict[str, Any] = {}
-    if path is not None:
-        _deep_merge(merged, _read_toml_file(path))
-        logger.debug("read config file %s", os.fspath(path))
-    if data is not None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"config data must be a mapping, got {type(data).__name__}")
-        _deep_merge(merged, data)
-    for text in overrides:
-        _apply_override(cls, merged, text)
-    return _build(cls, merged, "", None)
-
-
-def load_with_preset(
-    cls: type[P],
-    path: str | os.PathLike[str] | None,
-    overrides: Sequence[str],
-    presets: Mapping[str, Callable[[], Params]],
-    *,
-    table: str = "problem",
-) -> P:
-    """Build a configuration whose ``table`` defaults come from the chosen ``preset``.
-
-    Sources, later ones winning: the field defaults, the preset's ``table`` values, the
-    TOML file at ``path``, the ``KEY=VALUE`` overrides. The preset is the last ``preset``
-    given (override, else file, else the field default of ``cls``).
-
-    Parameters
-    ----------
-    cls
-        The top-level configuration, with a ``preset`` field and a ``table`` table.
-    path
-        A TOML file, or None.
-    overrides
-        ``--set`` strings.
-    presets
-        Preset name -> function returning the ``table`` value.
-    table
-        The table whose defaults a preset sets.
-
-    Returns
-    -------
-    P
-        The validated configuration.
-
-    Raises
-    ------
-    ConfigError
-        As :func:`load_config` (an unknown preset names ``preset``).
-    """
-    data = _read_toml_file(path) if path is not None else {}
-    name = data.get("preset", getattr(cls, "preset", None))
-    for text in overrides:
-        key, sep, raw = str(text).partition("=")
-        if sep and key.strip() == "preset":
-            name = _parse_override_value(raw.strip(), str, "preset", {})
-    if isinstance(name, str) and name in presets:
-        data = _deep_merge({table: config_to_dict(presets[name]())}, data)
-    return load_config(cls, None, list(overrides), data=data)
-
-
-def config_from_toml(cls: type[P], text: str) -> P:
-    """Build a configuration from TOML text (over the defaults).
-
-    Parameters
-    ----------
-    cls
-        The top-level :class:`Params` dataclass.
-    text
-        A TOML document.
-
-    Returns
-    -------
-    P
-        The validated configuration.
-
-    Raises
-    ------
-    ConfigError
-        If ``text`` is not valid TOML or holds a bad key or value.
-    """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config text is not valid TOML: {exc}") from exc
-    return load_config(cls, data=data)
-
-
-# ---------------------------------------------------------------------------------------------
-# writing out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Params):
-        return config_to_dict(value)
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, pathlib.PurePath):
-        return str(value)
-    return value
-
-
-def config_to_dict(cfg: Params) -> dict[str, Any]:
-    """Convert a configuration to nested plain dicts (tuples become lists).
-
-    Parameters
-    ----------
-    cfg
-        A :class:`Params` instance.
-
-    Returns
-    -------
-    dict
-        One entry per field. A ``None`` value is omitted when the field's default is None
-        too, and written as ``"none"`` otherwise, so that
-        ``load_config(type(cfg), data=config_to_dict(cfg)) == cfg``.
-
-    Raises
-    ------
-    TypeError
-        If ``cfg`` is not a Params dataclass instance.
-    """
-    if not (isinstance(cfg, Params) and dataclasses.is_dataclass(cfg)):
-        raise TypeError(f"expected a Params dataclass instance, got {type(cfg).__name__}")
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        if not f.init:
-            continue
-        value = getattr(cfg, f.name)
-        if value is None:
-            if _field_default(f) is not None:
-                out[f.name] = _NONE_WORD
-            continue
-        out[f.name] = _plain(value)
-    return out
-
-
-def config_to_toml(cfg: Params) -> str:
-    """Write a configuration as TOML text, every default included.
-
-    Parameters
-    ----------
-    cfg
-        A :class:`Params` instance.
-
-    Returns
-    -------
-    str
-        A TOML document that :func:`config_from_toml` reads back to an equal configuration.
-    """
-    return tomli_w.dumps(config_to_dict(cfg))
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-
-
-def _default_text(value: Any) -> str:
-    if value is None:
-        return _NONE_WORD
-    if value is dataclasses.MISSING:
-        return "(required)"
-    value = _plain(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_default_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = (f"{k} = {_default_text(v)}" for k, v in value.items())
-        return "{" + ", ".join(items) + "}"
-    try:
-        return tomli_w.dumps({"v": value}).strip()[4:]
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _doc_with_constraints(doc: str, tp: Any, meta: Mapping[str, Any]) -> str:
-    notes = []
-    constraint = _constraint_text(meta)
-    if constraint:
-        notes.append(constraint)
-    inner, optional = _strip_optional(tp)
-    if meta.get("choices") is not None:
-        notes.append("one of " + ", ".join(_default_text(c) for c in meta["choices"]))
-    elif typing.get_origin(inner) is Literal:
-        notes.append("one of " + ", ".join(_default_text(c) for c in typing.get_args(inner)))
-    if optional:
-        notes.append("none allowed")
-    return f"{doc} [{'; '.join(notes)}]" if notes else doc
-
-
-def describe_options(cls: type[Params]) -> list[tuple[str, str, str]]:
-    """List every option of a configuration class, nested ones included.
-
-    Parameters
-    ----------
-    cls
-        A :class:`Params` dataclass.
-
-    Returns
-    -------
-    list of (str, str, str)
-        ``(key path, default as TOML text, doc)`` for each leaf option, in declaration
-        order. The doc ends with the constraints in brackets, e.g. ``[> 0]`` or
-        ``[one of "a", "b"]``.
-    """
-    _check_params_class(cls)
-    out: list[tuple[str, str, str]] = []
-    _describe(cls, "", None, out)
-    return out
-
-
-def _describe(cls: type, prefix: str, base: Any, out: list[tuple[str, str, str]]) -> None:
-    hints = _type_hints(cls)
-    for name, f in _init_fields(cls).items():
-        path = _join(prefix, name)
-        default = getattr(base, name) if base is not None else _field_default(f)
-        inner, _ = _strip_optional(hints[name])
-        if _is_params_class(inner):
-            _describe(inner, path, default if isinstance(default, inner) else None, out)
-            continue
-        doc = _doc_with_constraints(f.metadata.get("doc", ""), hints[name], f.metadata)
-        out.append((path, _default_text(default), doc))
-
-
-def _epilog(cls: type[Params]) -> str:
-    rows = [(f"{key} = {default}", doc) for key, default, doc in describe_options(cls)]
-    width = max((len(left) for left, _ in rows), default=0)
-    lines = ["configuration options (set in the --config file or with --set KEY=VALUE):"]
-    lines += [f"  {left.ljust(width)}   {doc}".rstrip() for left, doc in rows]
-    return "\n".join(lines)
-
-
-def build_parser(cls: type[Params], *, prog: str, description: str) -> argparse.ArgumentParser:
-    """Make a command-line parser for a driver configured by ``cls``.
-
-    Parameters
-    ----------
-    cls
-        The top-level :class:`Params` dataclass.
-    prog
-        Program name shown in the usage line (e.g. ``"python -m drivers.compress"``).
-    description
-        Text shown above the arguments.
-
-    Returns
-    -------
-    argparse.ArgumentParser
-        A parser with ``--config PATH`` and a repeatable ``--set KEY=VALUE``, whose help
-        epilog lists every option with its default, doc and constraints. Drivers may add
-        their own arguments to it.
-    """
-    _check_params_class(cls)
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        epilog=_epilog(cls),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config", metavar="PATH", default=None, help="TOML configuration file")
-    parser.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override one option, e.g. --set solver.h=0.005 (repeatable)",
-    )
-    return parser
-
-
-def config_from_args(cls: type[P], namespace: argparse.Namespace) -> P:
-    """Build a configuration from parsed ``--config`` and ``--set`` arguments.
-
-    Parameters
-    ----------
-    cls
-        The top-level :class:`Params` dataclass.
-    namespace
-        The result of ``build_parser(cls, ...).parse_args()``.
-
-    Returns
-    -------
-    P
-        The validated configuration.
-
-    Raises
-    ------
-    ConfigError
-        As :func:`load_config`.
-    """
-    return load_config(
-        cls, getattr(namespace, "config", None), getattr(namespace, "set", None) or ()
-    )
