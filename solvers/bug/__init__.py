@@ -1,18 +1,30 @@
 """Basis-Update & Galerkin (BUG) integrators for tree tensor networks.
 
 Registered by name in :data:`INTEGRATORS`: ``"bug"`` (fixed rank), ``"augmented_bug"``
-(rank-adaptive) and ``"parallel_bug"``.
+(rank-adaptive) and ``"parallel_bug"``. :class:`BUGParams` configures one of them and
+:func:`make_stepper` turns the configuration into a step function ``step(y, t, h)``.
 """
 
-from solvers.bug.common import INTEGRATORS, LinearTreeRHS, StepInfo, register_integrator
+from solvers.bug.common import (
+    INTEGRATOR_OPTIONS,
+    INTEGRATORS,
+    LinearTreeRHS,
+    StepInfo,
+    register_integrator,
+)
 from solvers.bug.integrators import augmented_bug_step, bug_step, parallel_bug_step
+from solvers.bug.params import BUGParams, Stepper, make_stepper
 
 __all__ = [
     "INTEGRATORS",
+    "INTEGRATOR_OPTIONS",
+    "BUGParams",
     "LinearTreeRHS",
     "StepInfo",
+    "Stepper",
     "augmented_bug_step",
     "bug_step",
+    "make_stepper",
     "parallel_bug_step",
     "register_integrator",
 ]

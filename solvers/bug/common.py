@@ -8,6 +8,7 @@ is linear, ``dY/dt = factor * H Y`` with ``H`` a :class:`~tensorsim.ttn.operator
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -37,6 +38,7 @@ from tensorsim.ttn.tree import Tree
 
 __all__ = [
     "INTEGRATORS",
+    "INTEGRATOR_OPTIONS",
     "LinearTreeRHS",
     "LocalProblems",
     "StepInfo",
@@ -51,16 +53,31 @@ logger = logging.getLogger(__name__)
 #: name -> step function, filled by :func:`register_integrator`.
 INTEGRATORS: dict[str, Callable[..., tuple[TTN, StepInfo]]] = {}
 
+#: name -> the keyword-only options its step function declares (``rhs``, ``trunc``,
+#: ``substep``, ...), read from the signature when it is registered, so that a wrapper put
+#: into :data:`INTEGRATORS` later (a test's fault injection) does not change it.
+INTEGRATOR_OPTIONS: dict[str, frozenset[str]] = {}
+
 Substep = Literal["krylov", "rk4"]
 
 
 def register_integrator(name: str) -> Callable[[Callable], Callable]:
-    """Register a step function under ``name`` (drivers pick integrators by name)."""
+    """Register a step function under ``name`` (drivers pick integrators by name).
+
+    The step function is ``step(state, t, h, *, rhs, trunc, ...)``; its keyword-only
+    parameters are recorded in :data:`INTEGRATOR_OPTIONS` (what
+    :func:`solvers.bug.make_stepper` may pass it).
+    """
 
     def decorate(func: Callable) -> Callable:
         if name in INTEGRATORS:
             raise ValueError(f"integrator {name!r} is registered twice")
         INTEGRATORS[name] = func
+        INTEGRATOR_OPTIONS[name] = frozenset(
+            p.name
+            for p in inspect.signature(func).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        )
         return func
 
     return decorate

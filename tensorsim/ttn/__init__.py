@@ -14,12 +14,14 @@ from tensorsim.ttn.network import (
     truncate,
     validate,
 )
+from tensorsim.ttn.observables import expectation
 from tensorsim.ttn.tree import Tree
 
 __all__ = [
     "TTN",
     "Tree",
     "add",
+    "expectation",
     "inner",
     "local_expectations",
     "norm",
