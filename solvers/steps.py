@@ -10,24 +10,29 @@ step's batch: LoQT refreshes its projectors there
 (:func:`tensorsim.nn.adapters.refresh_loqt`). A non-finite loss stops the run with
 ``FloatingPointError`` before the update.
 
-Written by hand because the loop is a dozen lines and the peers' trainers (e.g. the
-``transformers`` Trainer behind peft's examples) bring a dataset/tokenizer stack the
-experiments do not need.
+The loop is :class:`solvers.training.Trainer` (one epoch of ``steps`` batches, the schedule
+stepped per update) with an :class:`~solvers.callbacks.Evaluate` callback that also records
+the mean training loss between evaluations and :class:`~solvers.callbacks.StepHooks`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from solvers.callbacks import Evaluate, StepHooks
+from solvers.training import Callback, Trainer
+
 __all__ = [
     "FitResult",
+    "batch_loss",
+    "cross_entropy",
+    "evaluate_splits",
     "OptimizerFactory",
     "cosine_schedule",
     "fit",
@@ -188,38 +193,40 @@ def fit(
                 "torch.optim.Optimizer"
             )
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
-    hooks = set(hook_steps)
-    result = FitResult(optimizer=opt)
-    window: list[float] = []
+    evaluation = Evaluate(evaluate, every=eval_every, unit="step", at_start=True, track_loss=True)
+    callbacks: list[Callback] = [evaluation]
+    if before_step is not None:
+        callbacks.insert(0, StepHooks(before_step, hook_steps))
+    trainer = Trainer(
+        model, opt, loss, scheduler=scheduler, scheduler_interval="step", callbacks=callbacks
+    )
+    trainer.fit(lambda epoch: (batches(step) for step in range(steps)), epochs=1)
+    return FitResult(
+        steps=evaluation.points,
+        evals=evaluation.history,
+        train_loss=evaluation.train_loss,
+        seconds=trainer.seconds,
+        optimizer=opt,
+    )
 
-    def record(step: int) -> None:
-        model.eval()
-        with torch.no_grad():
-            metrics = evaluate(model)
-        model.train()
-        result.steps.append(step)
-        for name, value in metrics.items():
-            result.evals.setdefault(name, []).append(float(value))
-        result.train_loss.append(sum(window) / len(window) if window else math.nan)
-        window.clear()
-        shown = ", ".join(f"{name} {float(value):.4g}" for name, value in metrics.items())
-        logger.debug("step %d/%d: train loss %.4g, %s", step, steps, result.train_loss[-1], shown)
 
-    record(0)
-    for step in range(steps):
-        start = time.perf_counter()
-        batch = batches(step)
-        if before_step is not None and step in hooks:
-            before_step(step, lambda b=batch: loss(model, b))
-        value = loss(model, batch)
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"training loss is {float(value.detach())} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        opt.step()
-        scheduler.step()
-        window.append(float(value.detach()))
-        result.seconds += time.perf_counter() - start
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            record(step + 1)
-    return result
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross entropy over all positions (classes or next characters)."""
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    )
+
+
+def batch_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Mean cross entropy of the model's logits on ``batch``."""
+    return cross_entropy(model(batch[0]), batch[1])
+
+
+def evaluate_splits(model: torch.nn.Module, data: Mapping[str, Batch]) -> dict[str, float]:
+    """``{split}_loss`` (nats) and ``{split}_accuracy`` of ``model`` on every split of ``data``."""
+    out = {}
+    for split, (x, y) in data.items():
+        logits = model(x)
+        out[f"{split}_loss"] = float(cross_entropy(logits, y))
+        out[f"{split}_accuracy"] = float((logits.argmax(-1) == y).double().mean())
+    return out

@@ -1,474 +1,586 @@
-"""Fourier neural operators with factorized weights: FNO, TFNO and MG-TFNO (arXiv 2310.00120).
+"""Training and evaluation of neural operators: Adam + StepLR, checkpoints, data parallel.
 
-The model maps input fields ``(samples, C_in, n_1, ..., n_d)`` on a periodic grid to output
-fields ``(samples, C_out, n_1, ..., n_d)``, at any resolution that supports its modes:
+The models (FNO, TFNO, MG-TFNO) are in :mod:`tensorsim.nn.models.fno`. :func:`train` fits a
+model on ``(samples, channels, n_1, ..., n_d)`` tensors with Adam and a step learning-rate
+decay, one epoch at a time: the samples are shuffled by a generator
+seeded with ``(seed, epoch)``, cut into global batches of ``batch_size``, and the model is
+updated once per batch on the relative L2 or H1 loss (:mod:`tensorsim.nn.losses`), averaged
+over the batch. After every epoch the test errors are computed, the epoch's numbers are
+handed to the caller's ``record(epoch, values)`` (the series of :data:`SERIES`: names, units,
+long names) and its checkpoint (model, optimizer, scheduler, epoch; arrays and attributes,
+no pickles, :mod:`tensorsim.nn.state`) to ``save(arrays, attrs)``; this module writes no
+files (``drivers/_training.py`` keeps the run file of ``python -m drivers.navier_stokes
+train``). Training from a checkpoint continues exactly as the run that saved it would have:
+the shuffling depends only on the seed and the epoch. The loop is
+:class:`solvers.training.Trainer` (scheduler stepped per epoch, data parallel).
 
-1. the grid coordinates ``x_k = i / n_k`` are appended as ``d`` input channels
-   (``positional_grid``);
-2. lifting: a pointwise two-layer MLP ``C_in + d -> lifting_ratio * width -> width``;
-3. ``n_layers`` FNO blocks; block ``l`` computes
-   ``y = K_l x + W_l x`` (spectral convolution :class:`tensorsim.nn.SpectralConv` plus a
-   pointwise linear skip), GELU, ``y = MLP_l(y) + g_l * x`` (channel MLP of expansion
-   ``channel_mlp_expansion`` plus a soft-gating skip, a learned scale per channel), GELU (the
-   GELUs are left out in the last block);
-4. projection: a pointwise two-layer MLP ``width -> projection_ratio * width -> C_out``.
+Under ``torch.distributed`` (e.g. :func:`tensorsim.nn.distributed.init_torch_distributed`
+from ``mpirun``) the model is wrapped in ``DistributedDataParallel`` and each global batch is
+split into contiguous shards, one per rank. Each rank's loss is its shard's sum scaled by
+``world_size / batch``, so that DDP's gradient average is the gradient of the batch mean:
+any number of ranks follows the serial loss curve up to rounding. A rank whose shard is
+empty (a last batch smaller than the number of ranks) runs one sample with weight 0.
 
-This is neuraloperator's FNO layout (its defaults), so that the parameter count of a
-configuration equals neuraloperator's (complex weights counted as two reals). *TFNO* is the
-same model with the spectral weights in Tucker, CP or TT form, with the rank given as the
-fraction of the dense spectral parameters (:mod:`tensorsim.nn.ranks`); with ``joint=True``
-all layers share one factorized tensor of shape ``(L, width, width, modes...)``, the paper's
-global latent subspace. *MG-TFNO* wraps the model in multi-grid patching
-(:mod:`tensorsim.nn.patching`): ``mg_levels = L`` splits every sample into ``2^L`` patches per
-axis with ``mg_padding`` (fraction of the grid) of periodic context, feeds the fine patch and
-``L`` coarser, wider views as ``C_in (L + 1)`` channels, and stitches the outputs back.
+A non-finite training loss stops the run with ``FloatingPointError`` before the update;
+the checkpoint of the previous epoch stays the last one saved.
 
-:class:`TFNOParams` configures a model and :func:`build_model` makes it; training,
-evaluation and checkpoints are in :mod:`solvers._training` (re-exported here).
+Around :func:`train`: :func:`evaluate_grids` tests at several resolutions (NaN where the
+model does not fit the grid, :func:`check_grid`), :func:`predict_grids` predicts at them,
+:func:`restore_model` rebuilds the model of a checkpoint, :func:`parameter_counts` compares
+with dense spectral weights. :data:`MODEL_PRESETS` and :data:`TRAIN_DEFAULTS` are the models
+and the schedule of the Navier-Stokes comparison of arXiv 2310.00120 (``python -m
+drivers.navier_stokes train``).
 
 References
 ----------
 J. Kossaifi, N. Kovachki, K. Azizzadenesheli, A. Anandkumar, "Multi-Grid Tensorized Fourier
 Neural Operator for High-Resolution PDEs", arXiv 2310.00120 (TMLR 2024).
-Z. Li et al., "Fourier Neural Operator for Parametric Partial Differential Equations",
-arXiv 2010.08895 (ICLR 2021).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
-from solvers._training import (
-    EpochRecord,
-    TrainParams,
-    TrainResult,
-    evaluate,
-    predict,
-    restore_training_state,
-    train,
-    training_state,
-)
-from tensorsim.config import Params, param
-from tensorsim.nn.factorized import FactorizedWeight
-from tensorsim.nn.patching import check_levels, padding_widths, patch, stitch
-from tensorsim.nn.spectral import SpectralConv, kept_modes
+from solvers.callbacks import Checkpoint, Evaluate, LambdaCallback, LossSum
+from solvers.training import Trainer, all_sum, distributed_world, local_batch, shard_bounds
+from tensorsim.config import ConfigError, Params, param
+from tensorsim.nn.losses import relative_h1, relative_l2
+from tensorsim.nn.models.fno import TFNOParams, build_model, count_parameters
 
 __all__ = [
-    "FNO",
+    "CHECKPOINT_FORMAT",
+    "MODEL_PRESETS",
+    "SERIES",
+    "TRAIN_DEFAULTS",
     "EpochRecord",
-    "FNOBlock",
-    "MultigridModel",
-    "TFNOParams",
     "TrainParams",
     "TrainResult",
-    "build_model",
-    "count_parameters",
+    "check_grid",
+    "check_unused",
+    "describe",
+    "errors_text",
     "evaluate",
-    "factorize_model",
+    "evaluate_grids",
+    "parameter_counts",
     "predict",
+    "predict_grids",
+    "restore_model",
     "restore_training_state",
     "train",
-    "training_state",
 ]
 
 logger = logging.getLogger(__name__)
 
+#: Value of the checkpoint attribute ``format`` written by :func:`train`.
+CHECKPOINT_FORMAT = "tensorsim.operator-training.v1"
+
+_LOSSES = {"l2": relative_l2, "h1": relative_h1}
+
+#: The series of :func:`train`'s ``record(epoch, values)``: name -> (units, long name).
+SERIES = {
+    "train_loss": ("1", "training loss, mean over the epoch's samples"),
+    "test_l2": ("1", "test relative L2 error, mean over the samples"),
+    "test_h1": ("1", "test relative H1 error, mean over the samples"),
+    "lr": ("1", "learning rate of the epoch"),
+    "epoch_seconds": ("s", "wall time of the epoch"),
+}
+
 
 @dataclass(frozen=True)
-class TFNOParams(Params):
-    """Configuration of an FNO / TFNO / MG-TFNO model (module docstring).
+class TrainParams(Params):
+    """Optimization settings of :func:`train`.
 
     Attributes
     ----------
-    in_channels, out_channels
-        Channels of the input and output fields.
-    n_modes
-        Fourier modes per spatial axis, counted as for a full FFT; its length is the
-        spatial dimension. The grid (or, with patching, the patch with its context) must
-        have at least that many points per axis.
-    hidden_channels
-        Width of the FNO blocks.
-    n_layers
-        Number of FNO blocks.
-    lifting_ratio, projection_ratio
-        Hidden width of the lifting and projection MLPs, in units of ``hidden_channels``.
-    channel_mlp_expansion
-        Hidden width of each block's channel MLP, in units of ``hidden_channels``.
-    factorization
-        Format of the spectral weights: ``"dense"`` (FNO), ``"tucker"``, ``"cp"``, ``"tt"``.
-    rank
-        Fraction in ``(0, 1]`` of the dense spectral parameters that a factorized weight
-        keeps (tensorly's rule); ignored for ``"dense"``.
-    joint
-        One factorized tensor for the spectral weights of all layers.
-    mg_levels
-        Multi-grid patching levels ``L`` (``0``: no patching).
-    mg_padding
-        Periodic context of each patch, as a fraction of the grid size per axis.
-    positional_grid
-        Append the grid coordinates as input channels.
+    epochs
+        Number of epochs (a restart continues up to it).
+    batch_size
+        Global batch size (split over the ranks).
+    lr
+        Adam learning rate.
+    weight_decay
+        Adam weight decay (L2 penalty).
+    step_size
+        StepLR: epochs between two learning-rate decays.
+    gamma
+        StepLR decay factor.
+    loss
+        Training loss: ``"l2"`` (relative L2) or ``"h1"`` (relative H1).
     seed
-        Seed of the initialization.
+        Seed of the shuffling (with the epoch number).
+    eval_batch_size
+        Batch size of the test evaluation.
     """
 
-    in_channels: int = param(1, "channels of the input fields", ge=1)
-    out_channels: int = param(1, "channels of the output fields", ge=1)
-    n_modes: tuple[int, ...] = param((16, 16), "Fourier modes per axis (full-FFT count)", ge=1)
-    hidden_channels: int = param(32, "width of the FNO blocks", ge=1)
-    n_layers: int = param(4, "number of FNO blocks", ge=1)
-    lifting_ratio: float = param(2.0, "lifting MLP width / hidden_channels", gt=0)
-    projection_ratio: float = param(2.0, "projection MLP width / hidden_channels", gt=0)
-    channel_mlp_expansion: float = param(0.5, "channel MLP width / hidden_channels", gt=0)
-    factorization: Literal["dense", "tucker", "cp", "tt"] = param(
-        "tucker", "spectral weight format (dense = FNO)"
+    epochs: int = param(20, "number of epochs", ge=1)
+    batch_size: int = param(16, "global batch size, split over the ranks", ge=1)
+    lr: float = param(1e-3, "Adam learning rate", gt=0)
+    weight_decay: float = param(1e-4, "Adam weight decay", ge=0)
+    step_size: int = param(100, "StepLR: epochs between decays", ge=1)
+    gamma: float = param(0.5, "StepLR decay factor", gt=0, le=1)
+    loss: Literal["l2", "h1"] = param("l2", "training loss: relative l2 or h1")
+    seed: int = param(0, "seed of the per-epoch shuffling")
+    eval_batch_size: int = param(32, "batch size of the test evaluation", ge=1)
+
+
+def _operator(**changes: Any) -> TFNOParams:
+    base = TFNOParams(
+        in_channels=2, n_modes=(16, 16), hidden_channels=32, n_layers=4, factorization="dense"
     )
-    rank: float = param(0.1, "fraction of the dense spectral parameters kept", gt=0, le=1)
-    joint: bool = param(False, "factorize all layers' spectral weights as one tensor")
-    mg_levels: int = param(0, "multi-grid patching levels (0: none)", ge=0)
-    mg_padding: float = param(0.0, "patch context, fraction of the grid per axis", ge=0)
-    positional_grid: bool = param(True, "append grid coordinates as input channels")
-    seed: int = param(0, "seed of the initialization")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.n_modes:
-            raise ValueError("n_modes: expected at least one spatial axis")
-        kept_modes(self.n_modes)
+    return dataclasses.replace(base, **changes)
 
 
-def _uniform(shape: tuple[int, ...], bound: float, generator, dtype, device) -> torch.Tensor:
-    values = torch.rand(shape, generator=generator, dtype=dtype, device=device)
-    return (2 * values - 1) * bound
+#: The models of the Navier-Stokes comparison (arXiv 2310.00120; inputs ``w0`` and the forcing
+#: pattern, 2 channels): FNO (dense spectral weights), TFNO with Tucker, CP or TT weights at
+#: 8 % of the dense spectral parameters (about 10x fewer parameters in all), MG-TFNO (the
+#: Tucker TFNO on 2 x 2 patches with 1/8 of the grid as periodic context).
+MODEL_PRESETS: dict[str, Callable[[], TFNOParams]] = {
+    "fno": _operator,
+    "tfno_tucker": lambda: _operator(factorization="tucker", rank=0.08),
+    "tfno_cp": lambda: _operator(factorization="cp", rank=0.08),
+    "tfno_tt": lambda: _operator(factorization="tt", rank=0.08),
+    "mg_tfno": lambda: _operator(factorization="tucker", rank=0.08, mg_levels=1, mg_padding=0.125),
+}
+
+#: The optimization of that comparison: 100 epochs, batches of 16, lr 2e-3 halved every 20.
+TRAIN_DEFAULTS = TrainParams(
+    epochs=100, batch_size=16, lr=2e-3, weight_decay=1e-4, step_size=20, gamma=0.5, loss="l2"
+)
 
 
-class _Pointwise(torch.nn.Module):
-    """A 1x1 convolution: the same linear map of the channels at every grid point."""
-
-    def __init__(self, cin: int, cout: int, *, bias: bool, generator, dtype, device) -> None:
-        super().__init__()
-        bound = 1.0 / math.sqrt(cin)  # torch's default for linear layers
-        self.weight = torch.nn.Parameter(_uniform((cout, cin), bound, generator, dtype, device))
-        if bias:
-            self.bias = torch.nn.Parameter(_uniform((cout,), bound, generator, dtype, device))
-        else:
-            self.register_parameter("bias", None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the layer to ``(samples, cin, n_1, ..., n_d)``."""
-        flat = x.flatten(2)
-        # one batched product with the weight broadcast over the samples (no copies)
-        weight = self.weight.expand(x.shape[0], *self.weight.shape)
-        if self.bias is None:
-            out = torch.bmm(weight, flat)
-        else:
-            out = torch.baddbmm(self.bias[None, :, None].expand(x.shape[0], -1, 1), weight, flat)
-        return out.unflatten(2, x.shape[2:])
-
-
-class _ChannelMLP(torch.nn.Module):
-    """Pointwise ``cin -> hidden -> cout`` with a GELU in between."""
-
-    def __init__(self, cin: int, cout: int, hidden: int, **init) -> None:
-        super().__init__()
-        self.fc1 = _Pointwise(cin, hidden, bias=True, **init)
-        self.fc2 = _Pointwise(hidden, cout, bias=True, **init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class FNOBlock(torch.nn.Module):
-    """One FNO block: spectral conv + linear skip, GELU, channel MLP + soft gating, GELU.
-
-    Parameters
-    ----------
-    conv
-        The spectral convolution (``width -> width``).
-    expansion
-        Hidden width of the channel MLP in units of the width.
-    last
-        Leave out the two GELUs (the last block of a model).
-    init
-        ``generator``, ``dtype`` and ``device`` of the pointwise layers.
-    """
-
-    def __init__(self, conv: SpectralConv, expansion: float, last: bool, **init) -> None:
-        super().__init__()
-        width = conv.out_channels
-        self.conv = conv
-        self.skip = _Pointwise(width, width, bias=False, **init)
-        self.mlp = _ChannelMLP(width, width, max(round(width * expansion), 1), **init)
-        self.gate = torch.nn.Parameter(
-            torch.ones(width, dtype=init["dtype"], device=init["device"])
-        )
-        self.last = last
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the block to ``(samples, width, n_1, ..., n_d)``."""
-        gated = x * self.gate.view(-1, *([1] * (x.ndim - 2)))
-        y = self.conv(x) + self.skip(x)
-        if not self.last:
-            y = F.gelu(y)
-        y = self.mlp(y) + gated
-        return y if self.last else F.gelu(y)
-
-
-class FNO(torch.nn.Module):
-    """The FNO / TFNO of :class:`TFNOParams` without patching (see :func:`build_model`).
-
-    Parameters
-    ----------
-    params
-        The configuration; ``mg_levels`` is not used here.
-    in_channels
-        Channels of the input fields if not ``params.in_channels`` (the patched input of
-        :class:`MultigridModel` has more).
-    dtype, device
-        Real dtype (``torch.float32`` or ``torch.float64``) and device of the parameters.
+@dataclass(frozen=True)
+class EpochRecord:
+    """What :func:`train` records after an epoch.
 
     Attributes
     ----------
-    in_channels, out_channels : int
-        Channels of the input and output fields.
-    joint_weight : FactorizedWeight or None
-        The shared spectral weight when ``params.joint``.
+    epoch
+        Epoch number, from 1.
+    train_loss
+        Mean training loss over the epoch's samples (as the model changed during it).
+    test_l2, test_h1
+        Mean relative L2 and H1 test errors after the epoch.
+    lr
+        Learning rate used in the epoch.
+    seconds
+        Wall time of the epoch, test evaluation included.
     """
 
-    def __init__(
-        self,
-        params: TFNOParams,
-        *,
-        in_channels: int | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__()
-        self.params = params
-        self.in_channels = params.in_channels if in_channels is None else in_channels
-        self.out_channels = params.out_channels
-        generator = torch.Generator(device=device or "cpu").manual_seed(params.seed)
-        init = {"generator": generator, "dtype": dtype, "device": device}
-        width, d = params.hidden_channels, len(params.n_modes)
-        lifted_in = self.in_channels + (d if params.positional_grid else 0)
-        self.lifting = _ChannelMLP(
-            lifted_in, width, max(round(params.lifting_ratio * width), 1), **init
-        )
-        std = math.sqrt(1.0 / width)  # neuraloperator's sqrt(2 / (C_in + C_out))
-        self.joint_weight: FactorizedWeight | None = None
-        if params.joint:
-            self.joint_weight = FactorizedWeight(
-                (params.n_layers, width, width, *kept_modes(params.n_modes)),
-                params.factorization,
-                params.rank,
-                std=std,
-                **init,
-            )
-        blocks = []
-        for layer in range(params.n_layers):
-            conv = SpectralConv(
-                width,
-                width,
-                params.n_modes,
-                factorization=params.factorization,
-                rank=params.rank,
-                shared=None if self.joint_weight is None else (self.joint_weight, layer),
-                init_std=std,
-                **init,
-            )
-            last = layer == params.n_layers - 1
-            blocks.append(FNOBlock(conv, params.channel_mlp_expansion, last, **init))
-        self.blocks = torch.nn.ModuleList(blocks)
-        self.projection = _ChannelMLP(
-            width, self.out_channels, max(round(params.projection_ratio * width), 1), **init
-        )
+    epoch: int
+    train_loss: float
+    test_l2: float
+    test_h1: float
+    lr: float
+    seconds: float
 
-    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise ``ValueError`` unless ``x`` is ``(samples, in_channels, n_1, ..., n_d)``.
 
-        It must also have the parameters' dtype.
-        """
-        d = len(self.params.n_modes)
-        if not isinstance(x, torch.Tensor) or x.ndim != d + 2 or x.shape[1] != self.in_channels:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+@dataclass(frozen=True)
+class TrainResult:
+    """Result of :func:`train`: the records of the epochs run by this call."""
+
+    history: tuple[EpochRecord, ...]
+
+
+def _check_fields(model: torch.nn.Module, x: Any, y: Any, xname: str, yname: str) -> None:
+    dtype = next(model.parameters()).dtype
+    for name, t, channels in ((xname, x, model.in_channels), (yname, y, model.out_channels)):
+        if not isinstance(t, torch.Tensor) or t.ndim < 3 or t.shape[1] != channels:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(
-                f"{name}: expected shape (samples, {self.in_channels}, n_1, ..., n_{d}), got {got}"
+                f"{name}: expected a tensor (samples, {channels}, n_1, ...), got {got}"
             )
-        dtype = self.lifting.fc1.weight.dtype
-        if x.dtype != dtype:
-            raise ValueError(f"{name}: expected dtype {dtype} (the model's), got {x.dtype}")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(samples, in_channels, n_1, ..., n_d)`` to ``(samples, out_channels, ...)``."""
-        self.check_input(x)
-        if self.params.positional_grid:
-            x = torch.cat([x, _grid_channels(x)], dim=1)
-        x = self.lifting(x)
-        for block in self.blocks:
-            x = block(x)
-        return self.projection(x)
-
-
-def _grid_channels(x: torch.Tensor) -> torch.Tensor:
-    """Coordinates ``i / n_k`` of the periodic grid of ``x``, one channel per axis."""
-    sizes = x.shape[2:]
-    axes = [torch.arange(n, dtype=x.dtype, device=x.device) / n for n in sizes]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack(mesh).unsqueeze(0).expand(x.shape[0], -1, *sizes)
+        if t.dtype != dtype:
+            raise ValueError(f"{name}: expected dtype {dtype} (the model's), got {t.dtype}")
+    if x.shape[0] != y.shape[0] or x.shape[0] < 1:
+        raise ValueError(
+            f"{xname}, {yname}: expected the same number (>= 1) of samples, "
+            f"got {x.shape[0]} and {y.shape[0]}"
+        )
+    if x.shape[2:] != y.shape[2:]:
+        raise ValueError(
+            f"{yname}: spatial shape {tuple(y.shape[2:])} differs from {xname}'s "
+            f"{tuple(x.shape[2:])}"
+        )
 
 
-class MultigridModel(torch.nn.Module):
-    """MG-TFNO: multi-grid patching around an :class:`FNO` (patch, apply, stitch).
+def evaluate(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 32
+) -> dict[str, float]:
+    """Mean relative L2 and H1 errors of a model on a data set (at its resolution).
+
+    Under ``torch.distributed`` the samples are split over the ranks and the sums reduced
+    (collective: every rank calls it with the same data).
 
     Parameters
     ----------
     model
-        The FNO acting on the patches; its input channels are ``C_in (levels + 1)``.
-    levels
-        Patching levels ``L >= 1``.
-    padding_fraction
-        Periodic context of each patch, as a fraction of the grid size per axis.
-
-    Notes
-    -----
-    The loss is taken on the stitched output (training and evaluation alike), and the
-    context widths follow the input's resolution, so the model can be evaluated on finer
-    grids than it was trained on.
-    """
-
-    def __init__(self, model: FNO, levels: int, padding_fraction: float) -> None:
-        super().__init__()
-        check_levels(levels, ())
-        if levels < 1 or model.in_channels % (levels + 1):
-            raise ValueError(
-                f"levels: expected >= 1 with the inner model's {model.in_channels} input "
-                f"channels a multiple of levels + 1, got levels={levels!r}"
-            )
-        padding_widths((1,), padding_fraction)  # validates the fraction
-        self.model = model
-        self.levels = levels
-        self.padding_fraction = padding_fraction
-        self.in_channels = model.in_channels // (levels + 1)
-        self.out_channels = model.out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(samples, in_channels, n_1, ..., n_d)`` to ``(samples, out_channels, ...)``."""
-        d = len(self.model.params.n_modes)
-        if not isinstance(x, torch.Tensor) or x.ndim != d + 2 or x.shape[1] != self.in_channels:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"x: expected shape (samples, {self.in_channels}, n_1, ..., n_{d}), got {got}"
-            )
-        pads = padding_widths(x.shape[2:], self.padding_fraction)
-        out = self.model(patch(x, self.levels, pads))
-        return stitch(out, self.levels, pads)
-
-
-def build_model(
-    params: TFNOParams,
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> FNO | MultigridModel:
-    """Make the model of a configuration.
-
-    Parameters
-    ----------
-    params
-        The configuration.
-    dtype
-        Real dtype of the parameters and of the fields (``torch.float32`` or
-        ``torch.float64``).
-    device
-        Device of the parameters.
+        A model with ``in_channels`` and ``out_channels`` (e.g. from
+        :func:`tensorsim.nn.models.fno.build_model`), not wrapped in DDP.
+    x, y
+        Inputs ``(samples, in_channels, n_1, ...)`` and targets ``(samples, out_channels,
+        n_1, ...)``.
+    batch_size
+        Samples per forward pass.
 
     Returns
     -------
-    FNO or MultigridModel
-        An :class:`FNO` (TFNO when factorized), wrapped in a :class:`MultigridModel` when
-        ``params.mg_levels > 0``. Both have ``in_channels`` and ``out_channels``.
-
-    Examples
-    --------
-    >>> model = build_model(TFNOParams(n_modes=(8, 8), hidden_channels=8, rank=0.2))
-    >>> model(torch.zeros(2, 1, 16, 16)).shape
-    torch.Size([2, 1, 16, 16])
+    dict
+        ``{"l2": ..., "h1": ...}``.
     """
-    if not isinstance(params, TFNOParams):
-        raise TypeError(f"params: expected TFNOParams, got {type(params).__name__}")
-    if params.mg_levels == 0:
-        return FNO(params, dtype=dtype, device=device)
-    inner = FNO(
-        params, in_channels=params.in_channels * (params.mg_levels + 1), dtype=dtype, device=device
+    _check_fields(model, x, y, "x", "y")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    rank, world = distributed_world()
+    lo, hi = shard_bounds(x.shape[0], rank, world)
+    sums = torch.zeros(2, dtype=torch.float64)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(lo, hi, batch_size):
+                stop = min(start + batch_size, hi)
+                pred, target = model(x[start:stop]), y[start:stop]
+                sums[0] += relative_l2(pred, target, "sum").double().cpu()
+                sums[1] += relative_h1(pred, target, "sum").double().cpu()
+    finally:
+        model.train(was_training)
+    sums = all_sum(sums, world) / x.shape[0]
+    return {"l2": float(sums[0]), "h1": float(sums[1])}
+
+
+def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor:
+    """The model's outputs on ``x``, in batches, without gradients (serial)."""
+    if not isinstance(x, torch.Tensor) or x.ndim < 3 or x.shape[0] < 1:
+        raise ValueError("x: expected a tensor (samples, channels, n_1, ...) with samples")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model(x[s : s + batch_size]) for s in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def restore_training_state(
+    checkpoint: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any
+) -> int:
+    """Load a checkpoint of :func:`train` into model, optimizer and scheduler.
+
+    Parameters
+    ----------
+    checkpoint
+        A :class:`tensorsim.io.Checkpoint` (``arrays`` by path, ``attrs``).
+
+    Returns
+    -------
+    int
+        The epoch after which the checkpoint was written.
+
+    Raises
+    ------
+    ValueError
+        If it is not such a checkpoint or does not fit.
+    """
+    trainer = Trainer(
+        model, optimizer, None, scheduler=scheduler, checkpoint_format=CHECKPOINT_FORMAT
     )
-    return MultigridModel(inner, params.mg_levels, params.mg_padding)
+    if checkpoint is None:
+        raise ValueError(f"resume: not a checkpoint of this trainer (format {CHECKPOINT_FORMAT})")
+    trainer.load_state(checkpoint)
+    return trainer.epoch
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    """Number of real parameters (a complex parameter counts as two).
+def describe(model: TFNOParams, params: TrainParams) -> str:
+    """One line on a model and its optimization (spectral weights, multi-grid, schedule)."""
+    m = model
+    weights = "dense" if m.factorization == "dense" else f"{m.factorization} rank {m.rank:g}"
+    multigrid = f", {m.mg_levels} multi-grid level(s)" if m.mg_levels else ""
+    return (
+        f"modes {list(m.n_modes)}, width {m.hidden_channels}, {m.n_layers} layers, {weights} "
+        f"spectral weights{multigrid}; {params.epochs} epochs, batch {params.batch_size}, "
+        f"lr {params.lr:g}, {params.loss} loss"
+    )
 
-    Shared parameters are counted once, so counts of this project's models and of
-    neuraloperator's (which keeps complex parameters) compare directly.
+
+def restore_model(
+    checkpoint: Any, params: TFNOParams, *, device: Any = None
+) -> tuple[torch.nn.Module, int]:
+    """The model of ``params`` with the weights of a checkpoint of :func:`train`, in eval mode.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        From :func:`tensorsim.nn.models.fno.build_model` on ``device``.
+    epoch : int
+        The epoch after which the checkpoint was written.
+
+    Raises
+    ------
+    ValueError
+        If it is not such a checkpoint or does not fit the model.
     """
-    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
+    model = build_model(params, device=device)
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    epoch = restore_training_state(checkpoint, model, optimizer, scheduler)
+    model.eval()
+    return model, epoch
 
 
-def factorize_model(
-    model: FNO | MultigridModel,
-    factorization: str,
-    rank: float,
+def check_unused(params: TFNOParams, defaults: TFNOParams, *, table: str = "model") -> None:
+    """Refuse model options that have no effect in ``params`` but differ from ``defaults``.
+
+    ``rank`` and ``joint`` need factorized spectral weights (not ``"dense"``),
+    ``mg_padding`` multi-grid levels; a value equal to that of ``defaults`` (e.g. a preset's)
+    passes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (``<table>.<name>``) and what it needs.
+    """
+    dense, flat = params.factorization == "dense", params.mg_levels == 0
+    needs = {
+        "rank": ("factorized spectral weights", dense),
+        "joint": ("factorized spectral weights", dense),
+        "mg_padding": ("multi-grid levels (mg_levels > 0)", flat),
+    }
+    for name, (what, unused) in needs.items():
+        value = getattr(params, name)
+        if unused and value != getattr(defaults, name):
+            raise ConfigError(
+                f"config key '{table}.{name}': {value!r} has no effect without {what}"
+            )
+
+
+def check_grid(
+    model: torch.nn.Module, x: torch.Tensor, what: str, *, table: str = "model"
+) -> None:
+    """Raise ``ConfigError`` unless the model takes ``x`` (its modes, multi-grid levels).
+
+    The message names the configuration ``table`` of the model and ``what`` the grid is.
+    """
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    except ValueError as exc:
+        n = x.shape[-1]
+        raise ConfigError(
+            f"config table {table!r} does not fit the {n} x {n} grid of {what}: {exc}"
+        ) from exc
+
+
+def evaluate_grids(
+    model: torch.nn.Module,
+    tests: Mapping[int, tuple[torch.Tensor, torch.Tensor]],
     *,
-    joint: bool = False,
-) -> FNO | MultigridModel:
-    """A TFNO initialised from a trained model: its spectral weights factorized.
+    batch_size: int = 32,
+    comm: Any = None,
+) -> dict[int, dict[str, float]]:
+    """:func:`evaluate` on test sets at several resolutions; NaN where the model does not fit.
 
-    Everything but the spectral weights is copied. Each layer's weight (multiplied out) is
-    decomposed by HOSVD (Tucker), CP-ALS (CP) or TT-SVD (TT) at the ranks of ``rank``; with
-    ``joint=True`` the stacked weights of all layers are decomposed as one tensor.
+    ``tests`` maps the grid points per axis to inputs and targets. A grid the model does not
+    take (too few points for its modes, or not divisible for its multi-grid levels) gets NaN
+    errors and a warning. Collective like :func:`evaluate`; with ``comm`` it runs inside
+    :func:`tensorsim.nn.distributed.torch_distributed` over it (gloo), the samples split over
+    the MPI ranks.
+    """
+    from tensorsim.nn.distributed import torch_distributed
+
+    if comm is not None:
+        with torch_distributed(comm, backend="gloo"):
+            return evaluate_grids(model, tests, batch_size=batch_size)
+    errors = {}
+    for n, (x, y) in tests.items():
+        try:
+            check_grid(model, x, f"resolution {n}")
+        except ConfigError as exc:
+            logger.warning("not evaluated at %d x %d: %s", n, n, exc)
+            errors[n] = {"l2": float("nan"), "h1": float("nan")}
+            continue
+        errors[n] = evaluate(model, x, y, batch_size=batch_size)
+        logger.info("%d x %d: test L2 %.4e, H1 %.4e", n, n, errors[n]["l2"], errors[n]["h1"])
+    return errors
+
+
+def errors_text(errors: Mapping[int, Mapping[str, float]]) -> str:
+    """Errors per resolution as ``"L2 (H1) at n^2, ..."`` (of :func:`evaluate_grids`)."""
+    return ", ".join(f"{e['l2']:.4e} ({e['h1']:.4e}) at {n}^2" for n, e in errors.items())
+
+
+def predict_grids(
+    model: torch.nn.Module, fields: Mapping[int, torch.Tensor], *, batch_size: int = 32
+) -> dict[int, torch.Tensor]:
+    """:func:`predict` at several resolutions; grids the model does not take are left out.
+
+    ``fields`` maps the grid points per axis to inputs; a grid the model does not take gets a
+    warning instead of a prediction.
+    """
+    out = {}
+    for n, x in fields.items():
+        try:
+            check_grid(model, x, f"resolution {n}")
+        except ConfigError as exc:
+            logger.warning("no predictions at %d x %d: %s", n, n, exc)
+            continue
+        out[n] = predict(model, x, batch_size=batch_size)
+    return out
+
+
+def parameter_counts(model: torch.nn.Module, params: TFNOParams) -> tuple[int, int]:
+    """Real parameters of ``model`` and of the model of ``params`` with dense spectral weights."""
+    dense = build_model(dataclasses.replace(params, factorization="dense"))
+    return count_parameters(model), count_parameters(dense)
+
+
+def train(
+    model: torch.nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    params: TrainParams | None = None,
+    *,
+    record: Callable[[int, dict[str, float]], Any] | None = None,
+    save: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
+    resume: Any = None,
+    callback: Callable[[EpochRecord], Any] | None = None,
+) -> TrainResult:
+    """Train a neural operator (module docstring): Adam, StepLR, checkpoints, DDP.
 
     Parameters
     ----------
     model
-        A model of :func:`build_model`.
-    factorization
-        ``"dense"``, ``"tucker"``, ``"cp"`` or ``"tt"``.
-    rank
-        Fraction in ``(0, 1]`` of the dense spectral parameters.
-    joint
-        Factorize all layers jointly.
+        A model with ``in_channels`` and ``out_channels`` attributes (e.g. from
+        :func:`tensorsim.nn.models.fno.build_model`), trained in place. Not wrapped in DDP:
+        that is done here when a process group is initialized.
+    x_train, y_train, x_test, y_test
+        Inputs ``(samples, in_channels, n_1, ...)`` and targets
+        ``(samples, out_channels, n_1, ...)`` of the model's dtype; every rank holds all of
+        them.
+    params
+        Optimization settings (default :class:`TrainParams`).
+    record
+        Called after every epoch as ``record(epoch, values)``, ``values`` mapping each name
+        of :data:`SERIES` to the epoch's number (e.g. appended to a
+        :class:`tensorsim.io.Writer` with these series); every rank calls it.
+    save
+        Called after every epoch (after ``record``) with the checkpoint ``(arrays, attrs)``
+        of :meth:`solvers.training.Trainer.state` (e.g. :meth:`tensorsim.io.Writer.checkpoint`);
+        every rank calls it.
+    resume
+        The :class:`tensorsim.io.Checkpoint` to continue from (on rank 0 at least; it is
+        broadcast to the others).
+    callback
+        Called with each :class:`EpochRecord`.
 
     Returns
     -------
-    FNO or MultigridModel
-        A new model with configuration ``factorization``, ``rank``, ``joint``; equal to
-        ``model`` when the factorization is exact.
+    TrainResult
+        The records of the epochs run by this call.
+
+    Raises
+    ------
+    ValueError
+        If the data do not fit the model or the checkpoint does not fit.
+    FloatingPointError
+        If the training loss is not finite (the last checkpoint is kept).
     """
-    fno = model.model if isinstance(model, MultigridModel) else model
-    params = dataclasses.replace(fno.params, factorization=factorization, rank=rank, joint=joint)
-    template = next(fno.parameters())
-    new = build_model(params, dtype=template.dtype, device=template.device)
-    new_fno = new.model if isinstance(new, MultigridModel) else new
-    dense = [block.conv.dense_weight().detach() for block in fno.blocks]
-    if joint:
-        new_fno.joint_weight = FactorizedWeight.from_dense(torch.stack(dense), factorization, rank)
-        for layer, block in enumerate(new_fno.blocks):
-            block.conv._shared = (new_fno.joint_weight, layer)
-    else:
-        for block, weight in zip(new_fno.blocks, dense, strict=True):
-            block.conv.weight = FactorizedWeight.from_dense(weight, factorization, rank)
+    params = TrainParams() if params is None else params
+    if not isinstance(params, TrainParams):
+        raise TypeError(f"params: expected TrainParams, got {type(params).__name__}")
+    _check_fields(model, x_train, y_train, "x_train", "y_train")
+    _check_fields(model, x_test, y_test, "x_test", "y_test")
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, params.step_size, params.gamma)
+    loss_fn = _LOSSES[params.loss]
+    rank, world = distributed_world()
+    n = x_train.shape[0]
 
-    def spectral(key: str) -> bool:
-        return key.startswith("joint_weight.") or ".conv.weight." in key
+    def loss(net: torch.nn.Module, indices: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        mine, scale = local_batch(indices, rank, world)
+        per_sample = loss_fn(net(x_train[mine]), y_train[mine], "none")
+        return per_sample.sum() * scale, (per_sample, scale)
 
-    kept = {k: v for k, v in fno.state_dict().items() if not spectral(k)}
-    with torch.no_grad():
-        missing = new_fno.load_state_dict(kept, strict=False).missing_keys
-    if not all(spectral(k) for k in missing):
-        raise RuntimeError(f"factorize_model: parameters not copied: {sorted(missing)}")
-    return new
+    def batches(epoch: int) -> Any:
+        generator = torch.Generator().manual_seed(params.seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=generator)
+        return (
+            order[first : first + params.batch_size] for first in range(0, n, params.batch_size)
+        )
+
+    total = LossSum(
+        lambda batch, value, extra: extra[0].detach().sum().double().cpu() if extra[1] else None,
+        zero=lambda: torch.zeros(1, dtype=torch.float64),
+        all_reduce=True,
+    )
+    test = Evaluate(
+        lambda m: evaluate(m, x_test, y_test, batch_size=params.eval_batch_size), at_end=False
+    )
+    history: list[EpochRecord] = []
+    started: dict[str, float] = {}
+
+    def epoch_start(trainer: Trainer) -> None:
+        started["time"] = time.perf_counter()
+        started["lr"] = optimizer.param_groups[0]["lr"]
+
+    def epoch_end(trainer: Trainer) -> None:
+        epoch = trainer.epoch
+        entry = EpochRecord(
+            epoch,
+            float(total.total[0]) / n,
+            trainer.metrics["l2"],
+            trainer.metrics["h1"],
+            started["lr"],
+            time.perf_counter() - started["time"],
+        )
+        history.append(entry)
+        if record is not None:
+            values = (entry.train_loss, entry.test_l2, entry.test_h1, entry.lr, entry.seconds)
+            record(epoch, dict(zip(SERIES, values, strict=True)))
+
+    def report(trainer: Trainer) -> None:
+        entry = history[-1]
+        logger.info(
+            "epoch %d/%d: train %.4e, test l2 %.4e, h1 %.4e, lr %.2e, %.1f s",
+            entry.epoch,
+            params.epochs,
+            entry.train_loss,
+            entry.test_l2,
+            entry.test_h1,
+            entry.lr,
+            entry.seconds,
+        )
+        if callback is not None:
+            callback(entry)
+
+    callbacks: list[Any] = [
+        total,
+        test,
+        LambdaCallback(on_epoch_start=epoch_start, on_epoch_end=epoch_end),
+    ]
+    if save is not None:
+        callbacks.append(Checkpoint(save))
+    callbacks.append(LambdaCallback(on_epoch_end=report))
+    trainer = Trainer(
+        model,
+        optimizer,
+        loss,
+        scheduler=scheduler,
+        scheduler_interval="epoch",
+        callbacks=callbacks,
+        data_parallel=True,
+        checkpoint_format=CHECKPOINT_FORMAT,
+    )
+    trainer.load_state(resume)
+    trainer.fit(batches, epochs=params.epochs)
+    return TrainResult(tuple(history))

@@ -11,11 +11,12 @@ Importing this package imports torch (``import tensorsim`` does not).
 - :mod:`~tensorsim.nn.distributed`: torch.distributed initialized from MPI;
 - :mod:`~tensorsim.nn.adapters`: LoRA, LoTR, SoKA and LoQT adapters on pretrained linear
   layers, peft style; :mod:`~tensorsim.nn.quant`: the NF4 quantizer;
-- :mod:`~tensorsim.nn.rope`, :mod:`~tensorsim.nn.attention`, :mod:`~tensorsim.nn.kv_cache`,
-  :mod:`~tensorsim.nn.transformer`: RoPE, MHA/GQA/MQA and Tensor Product Attention
-  (arXiv 2501.06425) with KV caches, and a small decoder-only transformer;
-- :mod:`~tensorsim.nn.completion`: tensor-completion models and TracIn influence (DAIN,
-  arXiv 2108.10248);
+- :mod:`~tensorsim.nn.rope`, :mod:`~tensorsim.nn.attention`, :mod:`~tensorsim.nn.kv_cache`:
+  RoPE, MHA/GQA/MQA and Tensor Product Attention (arXiv 2501.06425) with KV caches;
+- :mod:`~tensorsim.nn.models`: the models in one place (FNO/TFNO/MG-TFNO, the decoder-only
+  transformer, the tensor-completion models, the small models of the optimizer comparisons);
+- :mod:`~tensorsim.nn.completion`: TracIn influence and augmentation of tensor completion
+  (DAIN, arXiv 2108.10248);
 - :mod:`~tensorsim.nn.gaussians`, :mod:`~tensorsim.nn.splat`: multi-identity factorized
   Gaussians (MIGS, arXiv 2407.07284) and plain-torch Gaussian splatting;
 - :mod:`~tensorsim.nn.fields`, :mod:`~tensorsim.nn.render`: TensoRF CP/VM and Strivec
@@ -45,12 +46,7 @@ from tensorsim.nn.kv_cache import (
     solve_heads,
 )
 from tensorsim.nn.losses import relative_h1, relative_l2
-from tensorsim.nn.patching import patch, stitch
-from tensorsim.nn.ranks import cp_rank, factorized_size, resolve_ranks, tt_ranks, tucker_ranks
-from tensorsim.nn.rope import RotaryEmbedding
-from tensorsim.nn.spectral import SpectralConv, kept_modes
-from tensorsim.nn.state import state_from_arrays, state_to_arrays
-from tensorsim.nn.transformer import (
+from tensorsim.nn.models.decoder import (
     Decoder,
     DecoderCache,
     RMSNorm,
@@ -58,6 +54,11 @@ from tensorsim.nn.transformer import (
     count_parameters,
     solve_d_ff,
 )
+from tensorsim.nn.patching import patch, stitch
+from tensorsim.nn.ranks import cp_rank, factorized_size, resolve_ranks, tt_ranks, tucker_ranks
+from tensorsim.nn.rope import RotaryEmbedding
+from tensorsim.nn.spectral import SpectralConv, kept_modes
+from tensorsim.nn.state import state_from_arrays, state_to_arrays
 
 __all__ = [
     "Decoder",

@@ -15,11 +15,12 @@ The parameter factor ``U_p`` (dense: the parameter axis) is stored in row blocks
 each block its own learning rate (3DGS's rates, :data:`DEFAULT_LRS`); the identity and
 per-Gaussian factors (and the Tucker core) use the position rate, as MIGS does. One identity's
 Gaussians are rebuilt from its row of ``U_id`` alone
-(:meth:`~MultiIdentityGaussians.identity_tensor`, ``(U_g * u_i) U_p^T`` for CP), and
-:func:`fit_identity` adds an unseen identity by optimising only a new row with every shared
-factor frozen. :func:`activate` maps raw parameters to renderable Gaussians
-(:mod:`tensorsim.nn.splat`) and :func:`pose_gaussians` moves them by rigid per-part transforms
-(a skeleton with known skinning).
+(:meth:`~MultiIdentityGaussians.identity_tensor`, ``(U_g * u_i) U_p^T`` for CP), and an
+unseen identity is added by optimising only a new row
+(:meth:`~MultiIdentityGaussians.new_identity_row`) with every shared factor frozen.
+:func:`activate` maps raw parameters to renderable Gaussians (:mod:`tensorsim.nn.splat`) and
+:func:`pose_gaussians` moves them by rigid per-part transforms (a skeleton with known
+skinning).
 
 Importing this module imports torch (``import tensorsim`` does not).
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
 import torch
@@ -50,7 +51,6 @@ __all__ = [
     "Gaussians",
     "MultiIdentityGaussians",
     "activate",
-    "fit_identity",
     "pose_gaussians",
 ]
 
@@ -462,68 +462,3 @@ class MultiIdentityGaussians(torch.nn.Module):
             if self.form == "dense":
                 return torch.cat([self.dense[k] for k in self.blocks], dim=2).mean(0).clone()
             return self.identity.mean(0).clone()
-
-
-def fit_identity(
-    model: MultiIdentityGaussians,
-    loss: Callable[[torch.Tensor], torch.Tensor],
-    *,
-    steps: int,
-    lr: float,
-    row: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, list[float]]:
-    """Fit an unseen identity's row by Adam, every shared factor frozen.
-
-    Parameters
-    ----------
-    model
-        A trained :class:`MultiIdentityGaussians`; left unchanged.
-    loss
-        ``loss(params)`` -> scalar, for the identity's raw parameters (N_g, M) (e.g. a
-        photometric loss of renders of ``activate(params)``).
-    steps
-        Adam steps (``>= 0``).
-    lr
-        Learning rate (``> 0``).
-    row
-        Starting row; None: :meth:`MultiIdentityGaussians.new_identity_row`.
-
-    Returns
-    -------
-    row : torch.Tensor
-        The fitted row (detached): R numbers for CP/Tucker, (N_g, M) for dense.
-    losses : list of float
-        The loss before each step and after the last.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On a wrong model, bad ``steps`` or ``lr``; FloatingPointError on a non-finite loss.
-    """
-    if not isinstance(model, MultiIdentityGaussians):
-        raise TypeError(f"model: expected a MultiIdentityGaussians, got {type(model).__name__}")
-    check_int("steps", steps, 0)
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: expected a positive number, got {lr!r}")
-    start = model.new_identity_row() if row is None else row.detach().clone()
-    x = torch.nn.Parameter(start)
-    flags = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        opt = torch.optim.Adam([x], lr=lr)
-        losses = []
-        for step in range(steps + 1):
-            value = loss(model.identity_tensor(row=x))
-            if not torch.isfinite(value):
-                raise FloatingPointError(f"fit_identity: loss is {float(value)} at step {step}")
-            losses.append(float(value.detach()))
-            if step == steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            opt.step()
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-    return x.detach(), losses

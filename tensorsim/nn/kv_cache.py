@@ -89,7 +89,7 @@ def attention_parameters(
 
     ``d (R_Q + R_K + R_V)(h + d_h) + d h d_h`` for TPA, ``d (R_K + R_V)(h + d_h) + 2 d h d_h``
     for TPA-KVonly, ``2 d h d_h + 2 d n_kv d_h`` for MHA / GQA / MQA. Equals
-    :func:`~tensorsim.nn.transformer.count_parameters` of the module built with the same
+    :func:`~tensorsim.nn.models.decoder.count_parameters` of the module built with the same
     options (contextual head factors).
     """
     kind = check_kind(attention)

@@ -12,9 +12,7 @@ stats = pytest.importorskip("scipy.stats")
 
 from tensorsim.decomp import cp_to_dense, tucker_to_dense  # noqa: E402
 from tensorsim.nn.completion import (  # noqa: E402
-    MODELS,
     TracInAccumulator,
-    build_model,
     cell_key_tensor,
     entity_importance,
     entity_weights,
@@ -23,6 +21,7 @@ from tensorsim.nn.completion import (  # noqa: E402
     sample_cells,
     tracin_scores,
 )
+from tensorsim.nn.models.completion import MODELS, build_model  # noqa: E402
 
 SHAPE = (6, 5, 4)
 

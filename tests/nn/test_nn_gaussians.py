@@ -7,12 +7,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from solvers.gaussians import fit_identity  # noqa: E402
 from tensorsim.nn.gaussians import (  # noqa: E402
     DEFAULT_LRS,
     PARAM_BLOCKS,
     MultiIdentityGaussians,
     activate,
-    fit_identity,
     pose_gaussians,
 )
 

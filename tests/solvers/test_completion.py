@@ -21,7 +21,7 @@ from solvers.completion import (  # noqa: E402
     train_completion,
 )
 from tensorsim.io.sparse import cell_keys, sparse_tensor, split_cells  # noqa: E402
-from tensorsim.nn.completion import build_model  # noqa: E402
+from tensorsim.nn.models.completion import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from solvers.tfno import (  # noqa: E402
+from solvers.tfno import SERIES, TrainParams, evaluate, predict, train  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
+from tensorsim.nn.models.fno import (  # noqa: E402
     FNO,
     MultigridModel,
     TFNOParams,
-    TrainParams,
     build_model,
     count_parameters,
-    evaluate,
     factorize_model,
-    predict,
-    train,
 )
-from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.nn.ranks import factorized_size  # noqa: E402
 from tensorsim.nn.spectral import kept_modes  # noqa: E402
 
@@ -65,6 +62,14 @@ def _one_thread():
 def heat():
     x, y = heat_data(96, 16)
     return x[:64], y[:64], x[64:], y[64:]
+
+
+def _into(out, *, new=True):
+    """``record`` and ``save`` of :func:`train` into a Writer (a new one gets the series)."""
+    if new:
+        for name, (units, long_name) in SERIES.items():
+            out.define_series(name, units=units, long_name=long_name)
+    return {"record": lambda epoch, values: out.append(epoch, **values), "save": out.checkpoint}
 
 
 def _neural_fno(kind, **kw):
@@ -209,6 +214,32 @@ def test_training_learns_the_heat_semigroup(heat, kind, extra, bound):
     assert [r.epoch for r in result.history] == list(range(1, 13))
 
 
+def test_record_and_save_get_every_epoch(heat):
+    """train writes nothing: each epoch goes to record(epoch, values) and save(arrays, attrs)."""
+    from solvers.tfno import restore_model
+
+    x, y, xt, yt = heat
+    params = TFNOParams(n_modes=(6, 6), hidden_channels=4, n_layers=1, seed=1)
+    model = build_model(params)
+    records, saved = [], []
+    result = train(
+        model, x[:16], y[:16], xt, yt, TrainParams(epochs=2, batch_size=8),
+        record=lambda epoch, values: records.append((epoch, values)),
+        save=lambda arrays, attrs: saved.append((arrays, attrs)),
+    )  # fmt: skip
+    assert [epoch for epoch, _ in records] == [1, 2]
+    for (_, values), r in zip(records, result.history, strict=True):
+        assert list(values) == list(SERIES)  # the series a driver declares, in order
+        expected = (r.train_loss, r.test_l2, r.test_h1, r.lr, r.seconds)
+        assert tuple(values.values()) == expected
+    assert [attrs["epoch"] for _, attrs in saved] == [1, 2]
+    assert {"model", "optimizer", "scheduler"} <= set(saved[-1][0])
+    again, epoch = restore_model(saved[-1], dataclasses.replace(params, seed=7))
+    assert epoch == 2 and not again.training
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_restart_continues_identically(heat, tmp_path):
     pytest.importorskip("h5netcdf")
     from tensorsim.io import Writer, open_run
@@ -219,16 +250,18 @@ def test_restart_continues_identically(heat, tmp_path):
 
     full = build_model(params)
     with Writer(tmp_path / "full.nc", record_dim="epoch") as out:
-        reference = train(full, x, y, xt, yt, train_params, writer=out).history
+        reference = train(full, x, y, xt, yt, train_params, **_into(out)).history
 
     first = build_model(params)
     with Writer(tmp_path / "part.nc", record_dim="epoch") as out:
-        train(first, x, y, xt, yt, dataclasses.replace(train_params, epochs=2), writer=out)
+        train(first, x, y, xt, yt, dataclasses.replace(train_params, epochs=2), **_into(out))
     writer, checkpoint = Writer.resume(tmp_path / "part.nc")
     assert checkpoint.attrs["epoch"] == 2
     resumed = build_model(dataclasses.replace(params, seed=99))  # other init
     with writer:
-        tail = train(resumed, x, y, xt, yt, train_params, writer=writer, resume=checkpoint)
+        tail = train(
+            resumed, x, y, xt, yt, train_params, **_into(writer, new=False), resume=checkpoint
+        )
     assert [r.epoch for r in tail.history] == [3, 4]
     for a, b in zip(reference[2:], tail.history, strict=True):
         assert (a.train_loss, a.test_l2, a.test_h1, a.lr) == (
@@ -265,7 +298,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(heat, tmp_path):
                 xt,
                 yt,
                 TrainParams(epochs=5, batch_size=32),
-                writer=out,
+                **_into(out),
                 callback=poison,
             )
     ckpt = read_checkpoint(tmp_path / "run.nc")
@@ -280,7 +313,8 @@ WORKER = (
 import json
 import sys
 
-from solvers.tfno import TFNOParams, TrainParams, build_model, train
+from solvers.tfno import TrainParams, train
+from tensorsim.nn.models.fno import TFNOParams, build_model
 from tensorsim.nn.distributed import torch_distributed
 
 torch.set_num_threads(1)
@@ -365,3 +399,62 @@ def test_bad_shapes_name_the_argument(heat):
     mg = build_model(TFNOParams(n_modes=(4, 4), hidden_channels=4, n_layers=1, mg_levels=2))
     with pytest.raises(ValueError, match="divisible"):
         mg(torch.zeros(1, 1, 18, 16))
+
+
+# ------------------------------------------------------------------ grids, presets, options
+
+
+def test_check_grid_and_the_grids_a_model_does_not_take(heat, caplog):
+    from solvers.tfno import check_grid, errors_text, evaluate_grids, predict_grids
+
+    x, y, x_test, y_test = heat
+    model = build_model(TFNOParams(n_modes=(12, 12), hidden_channels=4, n_layers=1))
+    check_grid(model, x_test, "the test grid")  # 16 points take 12 modes
+    coarse_x, coarse_y = x_test[:, :, ::2, ::2], y_test[:, :, ::2, ::2]
+    with pytest.raises(ConfigError, match=r"config table 'model' does not fit the 8 x 8 grid"):
+        check_grid(model, coarse_x, "resolution 8")
+    tests = {8: (coarse_x, coarse_y), 16: (x_test, y_test)}
+    with caplog.at_level("WARNING"):
+        errors = evaluate_grids(model, tests, batch_size=5)
+    assert math.isnan(errors[8]["l2"]) and math.isnan(errors[8]["h1"])
+    assert errors[16] == evaluate(model, x_test, y_test, batch_size=5)
+    assert any("not evaluated at 8 x 8" in r.getMessage() for r in caplog.records)
+    preds = predict_grids(model, {8: coarse_x, 16: x_test})
+    assert list(preds) == [16] and torch.equal(preds[16], predict(model, x_test))
+    text = errors_text({16: {"l2": 0.5, "h1": 0.25}, 32: {"l2": 1.0, "h1": 2.0}})
+    assert text == "5.0000e-01 (2.5000e-01) at 16^2, 1.0000e+00 (2.0000e+00) at 32^2"
+
+
+def test_model_presets_and_parameter_counts():
+    from solvers.tfno import MODEL_PRESETS, TRAIN_DEFAULTS, parameter_counts
+
+    assert TRAIN_DEFAULTS.epochs == 100 and TRAIN_DEFAULTS.lr == 2e-3
+    assert TRAIN_DEFAULTS.step_size == 20 and TRAIN_DEFAULTS.gamma == 0.5
+    counts = {}
+    for name, make in MODEL_PRESETS.items():
+        params = make()
+        assert params.in_channels == 2 and params.n_modes == (16, 16)
+        counts[name] = parameter_counts(build_model(params), params)
+    dense = count_parameters(build_model(MODEL_PRESETS["fno"]()))
+    assert counts["fno"] == (dense, dense) == (1_192_865, 1_192_865)
+    assert counts["tfno_tucker"] == (115_785, dense)  # the counts of docs/tfno.md
+    assert counts["mg_tfno"][0] == 115_913 and MODEL_PRESETS["mg_tfno"]().mg_levels == 1
+
+
+def test_options_without_effect_are_refused():
+    from solvers.tfno import MODEL_PRESETS, check_unused
+
+    fno, mg = MODEL_PRESETS["fno"](), MODEL_PRESETS["mg_tfno"]()
+    check_unused(fno, fno)
+    check_unused(mg, mg)
+    check_unused(dataclasses.replace(mg, factorization="dense", rank=0.08), mg)  # the preset's
+    cases = [
+        ("rank", 0.2, "factorized spectral weights"),
+        ("joint", True, "factorized spectral weights"),
+        ("mg_padding", 0.25, r"multi-grid levels \(mg_levels > 0\)"),
+    ]
+    for name, value, match in cases:
+        changed = dataclasses.replace(fno, **{name: value})
+        with pytest.raises(ConfigError, match=f"'model.{name}': .* has no effect without {match}"):
+            check_unused(changed, fno)
+    check_unused(dataclasses.replace(fno, factorization="cp", rank=0.2, joint=True), fno)

@@ -1,7 +1,7 @@
 """Small models for optimizer comparisons: a digits CNN, a digits MLP, a char transformer.
 
-Shared by ``benchmarks.smmf`` (state bytes and step time) and ``drivers.smmf`` (accuracy
-and loss curves):
+Shared by the SMMF benchmark (state bytes and step time) and driver (accuracy and loss
+curves):
 
 - :func:`build_digits_cnn`: two 3x3 convolutions (16 and 32 channels, ReLU), 2x2 average
   pooling and a linear head on scikit-learn's 8 x 8 digits given as rows of 64 pixels
@@ -10,25 +10,33 @@ and loss curves):
 - :func:`build_char_transformer`: token embedding, learned positions, a causal
   ``torch.nn.TransformerEncoder`` (post-norm, no dropout) and a linear head
   predicting the next character (114,400 parameters with the defaults, 96 tokens and a
-  context of 32).
+  context of 32), configured by :class:`CharTransformerParams`.
 
 Each builder takes ``seed``: ``None`` draws the initial weights from torch's global generator
 (in the order the layers are created), an integer from a generator seeded with it (the
-global state is left untouched). torch is imported inside the functions (problems stay
-importable without it).
+global state is left untouched).
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
-__all__ = ["build_char_transformer", "build_digits_cnn", "build_digits_mlp"]
+from tensorsim.config import ConfigError, Params, param
+
+__all__ = [
+    "CharTransformer",
+    "CharTransformerParams",
+    "build_char_transformer",
+    "build_digits_cnn",
+    "build_digits_mlp",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def _check_positive(**values: int) -> None:
@@ -40,8 +48,6 @@ def _check_positive(**values: int) -> None:
 @contextmanager
 def _seeded(seed: int | None) -> Iterator[None]:
     """Seed torch's global generator with ``seed`` inside the context (None: leave it)."""
-    import torch
-
     if seed is None:
         yield
         return
@@ -68,8 +74,6 @@ def build_digits_cnn(*, seed: int | None = None) -> torch.nn.Sequential:
     -------
     torch.nn.Sequential
     """
-    import torch
-
     with _seeded(seed):
         return torch.nn.Sequential(
             torch.nn.Unflatten(1, (1, 8, 8)),
@@ -95,8 +99,6 @@ def build_digits_mlp(*, seed: int | None = None) -> torch.nn.Sequential:
     -------
     torch.nn.Sequential
     """
-    import torch
-
     with _seeded(seed):
         return torch.nn.Sequential(
             torch.nn.Linear(64, 128),
@@ -107,32 +109,51 @@ def build_digits_mlp(*, seed: int | None = None) -> torch.nn.Sequential:
         )
 
 
-@functools.cache
-def _char_transformer_class() -> type:
-    import torch
+@dataclass(frozen=True)
+class CharTransformerParams(Params):
+    """The character transformer of :func:`build_char_transformer`.
 
-    class CharTransformer(torch.nn.Module):
-        """Embedding, learned positions, a causal ``TransformerEncoder``, a linear head."""
+    Attributes
+    ----------
+    width, layers, heads
+        Model width (a multiple of ``heads``), encoder layers, attention heads.
+    """
 
-        def __init__(self, vocab: int, context: int, width: int, layers: int, heads: int):
-            super().__init__()
-            self.embed = torch.nn.Embedding(vocab, width)
-            self.pos = torch.nn.Parameter(0.02 * torch.randn(context, width))
-            layer = torch.nn.TransformerEncoderLayer(
-                width, nhead=heads, dim_feedforward=4 * width, dropout=0.0, batch_first=True
+    width: int = param(64, "model width", ge=1)
+    layers: int = param(2, "encoder layers", ge=1)
+    heads: int = param(4, "attention heads", ge=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.width % self.heads:
+            raise ConfigError(
+                f"config key 'width': expected a multiple of heads={self.heads}, got {self.width}"
             )
-            self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-            self.head = torch.nn.Linear(width, vocab)
-            mask = torch.nn.Transformer.generate_square_subsequent_mask(context)
-            self.register_buffer("mask", mask)
 
-        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-            """Next-token logits ``(batch, length, vocab)`` of tokens ``(batch, length)``."""
-            n = tokens.shape[-1]
-            h = self.embed(tokens) + self.pos[:n]
-            return self.head(self.encoder(h, mask=self.mask[:n, :n], is_causal=True))
 
-    return CharTransformer
+class CharTransformer(torch.nn.Module):
+    """Embedding, learned positions, a causal ``TransformerEncoder``, a linear head.
+
+    Built by :func:`build_char_transformer` (which checks the arguments and seeds it).
+    """
+
+    def __init__(self, vocab: int, context: int, width: int, layers: int, heads: int) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, width)
+        self.pos = torch.nn.Parameter(0.02 * torch.randn(context, width))
+        layer = torch.nn.TransformerEncoderLayer(
+            width, nhead=heads, dim_feedforward=4 * width, dropout=0.0, batch_first=True
+        )
+        self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(width, vocab)
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(context)
+        self.register_buffer("mask", mask)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``(batch, length, vocab)`` of tokens ``(batch, length)``."""
+        n = tokens.shape[-1]
+        h = self.embed(tokens) + self.pos[:n]
+        return self.head(self.encoder(h, mask=self.mask[:n, :n], is_causal=True))
 
 
 def build_char_transformer(
@@ -169,4 +190,4 @@ def build_char_transformer(
     if width % heads:
         raise ValueError(f"width: expected a multiple of heads={heads}, got {width}")
     with _seeded(seed):
-        return _char_transformer_class()(vocab, context, width, layers, heads)
+        return CharTransformer(vocab, context, width, layers, heads)

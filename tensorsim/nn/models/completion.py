@@ -2,7 +2,7 @@
 
 Every model is a :class:`CompletionModel`: a ``features(indices) -> (B, k)`` map followed by
 one linear layer ``head`` (``k -> 1``, with bias). The head is the "last layer" of
-TracIn-style influence (:mod:`tensorsim.nn.completion._influence`): its per-example gradient
+TracIn-style influence (:mod:`tensorsim.nn.completion`): its per-example gradient
 of the squared error is ``(prediction - value) * [features, 1]``, the same formula for every
 model, which keeps the augmentation model-agnostic.
 
