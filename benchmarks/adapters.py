@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import machine_info, markdown_table, progress, write_report
-from drivers._adapter_runs import adapt_variant
+from solvers.adapters import adapt_variant
 
 RESULTS = Path(__file__).resolve().parent / "results" / "adapters.md"
 SEED = 20240203
@@ -75,14 +75,14 @@ def build(model: str) -> tuple[torch.nn.Module, list[str], torch.Tensor, torch.T
     """A seeded model, its target patterns, an input batch and its targets."""
     torch.manual_seed(SEED)
     if model == "mlp":
-        from problems.adaptation import build_mlp
+        from tensorsim.nn.models.mlp import build_mlp
 
         net = build_mlp(width=128, depth=8)
         x = torch.rand(64, 64)
         y = torch.randint(0, 10, (64,))
         return net, [r"hidden\d+"], x, y
     from problems.language import VOCAB
-    from tensorsim.nn.transformer import Decoder
+    from tensorsim.nn.models.decoder import Decoder
 
     net = Decoder(len(VOCAB), d_model=128, n_layers=4, n_heads=4, max_seq_len=64)
     x = torch.randint(0, len(VOCAB), (32, 64))
@@ -144,6 +144,9 @@ def same_init_losses(model: str, rank: int, steps: int) -> tuple[float, float]:
     models then take ``steps`` AdamW steps (lr 1e-2) on seeded batches of the model's input
     kind. Returns the largest relative difference of the two loss curves and the final loss.
     """
+    from solvers.callbacks import LossWindow
+    from solvers.training import Trainer
+
     net, targets, x, y = build(model)
     a = adapt_variant(net, "lora", targets, rank, seed=SEED)
     b = adapt_variant(net, "peft_lora", targets, rank, seed=SEED)
@@ -153,20 +156,24 @@ def same_init_losses(model: str, rank: int, steps: int) -> tuple[float, float]:
                 peer = b.get_submodule("base_model.model." + name)
                 peer.lora_A["default"].weight.copy_(layer.lora_A)
                 peer.lora_B["default"].weight.copy_(layer.lora_B)
-    curves: list[list[float]] = [[], []]
-    for i, m in enumerate((a, b)):
+
+    def loss(net: torch.nn.Module, idx: torch.Tensor) -> torch.Tensor:
+        logits = net(x[idx])
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), y[idx].reshape(-1)
+        )
+
+    curves: list[list[float]] = []
+    for m in (a, b):
         optimizer = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2)
         generator = torch.Generator().manual_seed(SEED)
-        for _ in range(steps):
-            idx = torch.randint(0, x.shape[0], (x.shape[0],), generator=generator)
-            logits = m(x[idx])
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), y[idx].reshape(-1)
+        window = LossWindow()
+        Trainer(m, optimizer, loss, callbacks=[window]).fit(
+            lambda epoch, g=generator: (
+                torch.randint(0, x.shape[0], (x.shape[0],), generator=g) for _ in range(steps)
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            curves[i].append(float(loss.detach()))
+        )
+        curves.append(window.values)
     ours_curve, peft_curve = (torch.tensor(c, dtype=torch.float64) for c in curves)
     gap = float(((ours_curve - peft_curve).abs() / peft_curve.abs()).max())
     return gap, float(peft_curve[-1])
@@ -186,7 +193,7 @@ HEADER = (
 
 def accuracy_rows(path: str) -> list[list[str]]:
     """Test accuracy of our and peft's LoRA per rank from a sweep file (selected lr)."""
-    from drivers.adapters import analyse
+    from analysis.adapters import analyse
     from tensorsim.io import open_run
 
     table = analyse(open_run(path)[0])["table"]

@@ -31,6 +31,7 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -42,14 +43,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "dain.md"
 def run(cells: int, epochs: int) -> dict[str, float]:
     """Train and compare the two influence passes; return the measurements."""
     from problems.completion_data import shape_for, synthetic_completion
+    from solvers.callbacks import LambdaCallback, TracIn
     from solvers.completion import to_torch
+    from solvers.training import Trainer
     from tensorsim.io.sparse import split_cells
-    from tensorsim.nn.completion import (
-        TracInAccumulator,
-        build_model,
-        last_layer_gradients,
-        tracin_scores,
-    )
+    from tensorsim.nn.completion import last_layer_gradients, tracin_scores
+    from tensorsim.nn.models.completion import build_model
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     shape = shape_for(cells, 0.03)
@@ -58,31 +57,38 @@ def run(cells: int, epochs: int) -> dict[str, float]:
     train, val = to_torch(split.train), to_torch(split.val)
     model = build_model("dain_mlp", shape, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    acc = TracInAccumulator(split.train.nnz)
+    n = split.train.nnz
+    tracin = TracIn(lambda m: tracin_scores(m, train, val, batch_size=8192), n)
+    acc = tracin.accumulator
     stored_train: list[torch.Tensor] = []
     stored_val: list[torch.Tensor] = []
-    t_train = t_stream = t_store = 0.0
-    n = split.train.nnz
-    for epoch in range(epochs):
-        progress(f"epoch {epoch + 1}/{epochs}")
-        start = time.perf_counter()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
-        for first in range(0, n, 256):
-            b = order[first : first + 256]
-            loss = torch.mean((model(train[0][b]) - train[1][b]) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        t_train += time.perf_counter() - start
-        start = time.perf_counter()
-        acc.add(tracin_scores(model, train, val, batch_size=8192))
-        t_stream += time.perf_counter() - start
+    t_store = 0.0
+
+    def batches(epoch: int) -> Any:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch - 1))
+        return (order[first : first + 256] for first in range(0, n, 256))
+
+    def store(trainer: Trainer) -> None:
+        nonlocal t_store
         start = time.perf_counter()
         model.eval()
         stored_train.append(last_layer_gradients(model, *train, batch_size=8192))
         stored_val.append(last_layer_gradients(model, *val, batch_size=8192))
         model.train()
         t_store += time.perf_counter() - start
+
+    trainer = Trainer(
+        model,
+        opt,
+        lambda net, b: torch.mean((net(train[0][b]) - train[1][b]) ** 2),
+        callbacks=[
+            LambdaCallback(on_epoch_start=lambda t: progress(f"epoch {t.epoch}/{epochs}")),
+            tracin,
+            LambdaCallback(on_epoch_end=store),
+        ],
+    )
+    trainer.fit(batches, epochs=epochs)
+    t_train, t_stream = trainer.seconds, tracin.seconds
     start = time.perf_counter()
     scores = torch.zeros(n, dtype=torch.float64)
     for g_t, g_v in zip(stored_train, stored_val, strict=True):

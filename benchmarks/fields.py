@@ -4,10 +4,11 @@ Run from the repository root::
 
     OMP_NUM_THREADS=1 python -m benchmarks.fields [--repeat N] [--quick] [--output PATH]
 
-On the procedural scene of ``drivers.fields`` (rotated rods and blobs), for TensoRF-CP
-(density rank 24), TensoRF-VM (rank 4 per axis, 64^2 planes) and Strivec (rank 4, two scales,
-local tensors on the cells where the true density exceeds 0.5, dilated by one cell), all with the
-same shader (64 wide), the report gives
+On the procedural scene of ``drivers.fields`` (:mod:`problems.scenes`: rotated rods and
+blobs), with the models of :mod:`tensorsim.nn.models.fields`: TensoRF-CP (density rank 24),
+TensoRF-VM (rank 4 per axis, 64^2 planes) and Strivec (rank 4, two scales, local tensors on
+the cells where the true density exceeds 0.5, dilated by one cell), all with the same shader
+(64 wide), the report gives
 
 - **training**: rays per second of one Adam step (forward, backward, update) on 384 rays x 48
   samples, with ``weight_threshold = 0`` so that every sample is shaded (a fixed, worst-case
@@ -69,26 +70,25 @@ def _saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
 
 def build_models(quick: bool) -> tuple[dict[str, torch.nn.Module], object, object]:
     """The three models at their benchmark sizes, the scene and its views."""
-    from drivers._fields_runs import ModelSpec, TrainSpec, build_model
     from problems.scenes import SceneParams, make_scene, make_views
     from tensorsim.nn.fields import occupancy_from_density
+    from tensorsim.nn.models.fields import ModelSpec, build_model
 
     size = 8 if quick else 16
     scene = make_scene(SceneParams(image_size=size, n_train=4, n_test=2, truth_samples=64))
     views = make_views(scene)
-    train = TrainSpec(
-        steps=1, batch_rays=384, n_samples=48, lr_grid=0.02, lr_net=1e-3, upsample_steps=(),
-        eval_every=1, shader_hidden=64, app_dim=27, seed=SEED,
-    )  # fmt: skip
     occ = occupancy_from_density(scene.density, scene.box, 32, 0.5)
+    shading = {"app_dim": 27, "shader_hidden": 64, "n_samples": 48}
     specs = {
-        "TensoRF-CP r=24": ModelSpec("cp", 24, 2, (64,), (64,)),
-        "TensoRF-VM r=4": ModelSpec("vm", 4, 2, (64,), (64,)),
-        "Strivec r=4": ModelSpec("strivec", 4, 2, (12, 8), (12, 8), spacings=(0.5, 0.25)),
+        "TensoRF-CP r=24": ModelSpec("cp", 24, 2, (64,), (64,), **shading),
+        "TensoRF-VM r=4": ModelSpec("vm", 4, 2, (64,), (64,), **shading),
+        "Strivec r=4": ModelSpec(
+            "strivec", 4, 2, (12, 8), (12, 8), spacings=(0.5, 0.25), **shading
+        ),
     }
     models = {}
     for name, spec in specs.items():
-        model = build_model(spec, scene.box, train, occupancy=occ, resolution=spec.resolution)
+        model = build_model(spec, scene.box, seed=SEED, occupancy=occ, resolution=spec.resolution)
         model.weight_threshold = 0.0
         models[name] = model
     return models, scene, views

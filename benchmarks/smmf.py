@@ -14,7 +14,7 @@ SM3 from ``pytorch_optimizer``, and ``tensorsim.optim.SMMF`` (arXiv 2412.08894; 
 - **char transformer**: a 2-layer ``torch.nn.TransformerEncoder`` (causal mask, width 64)
   predicting the next character of a Python standard-library source file;
 
-(the three models are built by :mod:`problems.small_models`, shared with ``drivers.smmf``)
+(the three models are built by :mod:`tensorsim.nn.models.small`, shared with ``drivers.smmf``)
 - **ResNet-18-sized**: the 62 parameter tensors of a ResNet-18 (11.7M numbers: convolution
   kernels, batch-norm vectors, the 1000-class head) with random values and random gradients,
   no model around them.
@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import machine_info, markdown_table, progress, write_report
-from problems.small_models import build_char_transformer, build_digits_cnn, build_digits_mlp
+from tensorsim.nn.models.small import build_char_transformer, build_digits_cnn, build_digits_mlp
 from tensorsim.optim import SMMF, state_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "smmf.md"

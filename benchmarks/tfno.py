@@ -5,8 +5,8 @@ Run from the repository root::
     OMP_NUM_THREADS=1 python -m benchmarks.tfno [--repeat N] [--quick] [--device cpu|cuda]
                                                 [--output PATH]
 
-Every case builds :func:`solvers.tfno.build_model` and ``neuralop.models.FNO`` with the same
-configuration (modes, width, layers, factorization and rank; neuraloperator with
+Every case builds :func:`tensorsim.nn.models.fno.build_model` and ``neuralop.models.FNO`` with
+the same configuration (modes, width, layers, factorization and rank; neuraloperator with
 ``implementation="factorized"``), checks that both have the same number of real parameters,
 and times both on the same seeded input and target batch in this one process, the two models
 alternating run by run:
@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import machine_info, markdown_table, progress, write_report
-from solvers.tfno import TFNOParams, build_model, count_parameters
+from tensorsim.nn.models.fno import TFNOParams, build_model, count_parameters
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tfno.md"
 SEED = 20231001

@@ -4,7 +4,7 @@ Run from the repository root::
 
     OMP_NUM_THREADS=1 python -m benchmarks.tpa [--quick] [--repeat N] [--output PATH]
 
-One :class:`tensorsim.nn.transformer.Decoder` per attention kind (d = 256, 2 layers,
+One :class:`tensorsim.nn.models.decoder.Decoder` per attention kind (d = 256, 2 layers,
 ``d_h`` = 32, vocabulary 96, random weights from one seed), with matched attention weights:
 MHA 8 heads, GQA 2 key/value heads and the head count
 :func:`tensorsim.nn.attention.solve_heads` gives (14), TPA ``(R_Q, R_K, R_V) = (6, 2, 2)``
@@ -42,7 +42,7 @@ import torch
 
 from benchmarks._common import machine_info, markdown_table, progress, write_report
 from tensorsim.nn.kv_cache import attention_parameters, solve_heads
-from tensorsim.nn.transformer import Decoder, count_parameters
+from tensorsim.nn.models.decoder import Decoder, count_parameters
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tpa.md"
 SEED = 250106425

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,13 +25,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from analysis.compress import plots
+from drivers._base import Layout, OutputParams, Sweep, SweepRun, Var
+from drivers._cli import Driver
 from problems.synthetic import smooth_field
 from tensorsim import Truncation, cp_als, sthosvd, tt_svd
-from tensorsim.config import Params, build_parser, config_from_args, config_to_toml, param
-from tensorsim.log import setup_logging
-from tensorsim.parallel import Executor, abort_on_error, get_comm
+from tensorsim.config import Params, param
 
-__all__ = ["CompressConfig", "main", "run_case"]
+__all__ = ["CompressConfig", "CompressSweep", "main", "run_case"]
 
 logger = logging.getLogger("drivers.compress")
 
@@ -66,21 +66,7 @@ class InputParams(Params):
 
 @dataclass(frozen=True)
 class CasesParams(Params):
-    """Which compressions to run.
-
-    Attributes
-    ----------
-    formats
-        Formats to run.
-    tolerances
-        Relative Frobenius tolerances of the Tucker (ST-HOSVD) and TT-SVD cases.
-    cp_ranks
-        Ranks of the CP-ALS cases.
-    cp_max_iter
-        Largest number of ALS sweeps.
-    cp_tol
-        Stop CP-ALS when the relative error changes by less than this.
-    """
+    """Which compressions to run (Tucker and TT by ST-HOSVD / TT-SVD, CP by ALS)."""
 
     formats: tuple[Format, ...] = param(("tucker", "tt", "cp"), "formats to run")
     tolerances: tuple[float, ...] = param(
@@ -92,35 +78,12 @@ class CasesParams(Params):
 
 
 @dataclass(frozen=True)
-class OutputParams(Params):
-    """Where the results go.
-
-    Attributes
-    ----------
-    path
-        Output file (its directory is created).
-    """
-
-    path: str = param("runs/compress.nc", "output netCDF4/HDF5 file")
-
-
-@dataclass(frozen=True)
 class CompressConfig(Params):
-    """Configuration of ``python -m drivers.compress``.
-
-    Attributes
-    ----------
-    input
-        The tensor.
-    cases
-        The compressions.
-    output
-        The output file.
-    """
+    """Configuration of ``python -m drivers.compress``."""
 
     input: InputParams = param(InputParams(), "the tensor to compress")
     cases: CasesParams = param(CasesParams(), "which compressions to run")
-    output: OutputParams = param(OutputParams(), "where results go")
+    output: OutputParams = param(OutputParams("runs/compress.nc"), "where results go")
 
 
 @dataclass(frozen=True)
@@ -141,9 +104,13 @@ class Case:
 
 def load_tensor(params: InputParams) -> np.ndarray:
     """Return the tensor described by ``params`` as a float64 array (the same on every rank)."""
+    path = Path(params.source)
+    if params.variable and path.suffix not in (".h5", ".hdf5", ".nc"):
+        raise ValueError(
+            f"input.variable: names a dataset of an HDF5/netCDF source, not of {params.source!r}"
+        )
     if params.source == "synthetic":
         return smooth_field(params.shape, noise=params.noise, rng=params.seed)
-    path = Path(params.source)
     if not path.is_file():
         raise FileNotFoundError(f"input.source: no file {path}")
     if path.suffix == ".npy":
@@ -223,114 +190,77 @@ def run_case(x: np.ndarray, case: Case, params: CasesParams, seed: int) -> dict[
     }
 
 
-def write_results(
-    path: Path, results: list[dict], x: np.ndarray, cfg: CompressConfig, comm
-) -> None:
-    """Write one record per case (rank 0 only; the Writer is a no-op elsewhere)."""
-    from tensorsim.io import Writer
+class CompressSweep(Sweep):
+    """Every case of the configuration, on the tensor of ``input``; one record per case."""
 
-    width = max(len(r["ranks"]) for r in results)
-    attrs = {"input_shape": list(x.shape), "input_norm": float(np.linalg.norm(x))}
-    with Writer(
-        path, record_dim="case", comm=comm, config=config_to_toml(cfg), attrs=attrs
-    ) as out:
-        out.set_dimension("rank_index", width)
-        out.define_series("format", dtype=str, long_name="tensor format")
-        out.define_series("label", dtype=str, long_name="case description")
-        out.define_series("tolerance", long_name="relative tolerance (NaN for CP)")
-        out.define_series(
-            "ranks",
-            ("rank_index",),
-            dtype="int64",
-            long_name="Tucker: rank per mode; TT: rank per bond; CP: rank (0-padded)",
-        )
-        out.define_series("stored", dtype="int64", long_name="stored numbers")
-        out.define_series("compression_ratio", long_name="entries of x / stored numbers")
-        out.define_series("relative_error", long_name="||x - approximation|| / ||x||")
-        out.define_series(
-            "error_bound", long_name="a priori bound of the relative error (NaN for CP)"
-        )
-        out.define_series("iterations", dtype="int64", long_name="CP-ALS sweeps (0 for SVD)")
-        out.define_series("wall_time", units="s", long_name="time to compress")
-        for i, res in enumerate(results):
+    config = CompressConfig
+    length_key = "cases.cp_max_iter"
+
+    def prepare(self, cfg: CompressConfig, executor: Any) -> np.ndarray:
+        """The tensor (the same on every rank)."""
+        return load_tensor(cfg.input)
+
+    def cases(self, run: SweepRun) -> list[Case]:
+        """Tucker and TT by tolerance, then CP by rank."""
+        return make_cases(run.cfg.cases)
+
+    def cost(self, run: SweepRun, case: Case) -> float:
+        """Flop-count estimate (:func:`estimated_cost`)."""
+        return estimated_cost(case, run.data.shape, run.cfg.cases)
+
+    def run_case(self, run: SweepRun, case: Case) -> dict[str, Any]:
+        """One compression (:func:`run_case`)."""
+        return run_case(run.data, case, run.cfg.cases, run.cfg.input.seed)
+
+    def layout(self, run: SweepRun) -> Layout:
+        """One record per case; the ranks zero-padded to the longest."""
+        x = run.data
+        series = [
+            Var("format", dtype=str, long_name="tensor format"),
+            Var("label", dtype=str, long_name="case description"),
+            Var("tolerance", long_name="relative tolerance (NaN for CP)"),
+            Var("ranks", ("rank_index",), "int64",
+                long_name="Tucker: rank per mode; TT: rank per bond; CP: rank (0-padded)"),
+            Var("stored", dtype="int64", long_name="stored numbers"),
+            Var("compression_ratio", long_name="entries of x / stored numbers"),
+            Var("relative_error", long_name="||x - approximation|| / ||x||"),
+            Var("error_bound", long_name="a priori bound of the relative error (NaN for CP)"),
+            Var("iterations", dtype="int64", long_name="CP-ALS sweeps (0 for SVD)"),
+            Var("wall_time", units="s", long_name="time to compress"),
+        ]  # fmt: skip
+        width = max(len(r["ranks"]) for r in run.results)
+        attrs = {"input_shape": list(x.shape), "input_norm": float(np.linalg.norm(x))}
+        return Layout("case", series, dims={"rank_index": width}, attrs=attrs)
+
+    def records(self, run: SweepRun) -> list[dict[str, Any]]:
+        """The results, ranks zero-padded."""
+        width = max(len(r["ranks"]) for r in run.results)
+        out = []
+        for res in run.results:
             ranks = np.zeros(width, dtype=np.int64)
             ranks[: len(res["ranks"])] = res["ranks"]
-            out.append(i, **{**res, "ranks": ranks})
+            out.append({**res, "ranks": ranks})
+        return out
 
-
-def plot(path: str) -> Path:
-    """Plot relative error against compression ratio per format; return the PNG path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tensorsim.io import open_run
-
-    ds, _ = open_run(path)
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    for fmt, marker in (("tucker", "o"), ("tt", "s"), ("cp", "^")):
-        sel = ds.where(ds["format"] == fmt, drop=True)
-        if sel.sizes["case"]:
-            ax.loglog(sel["compression_ratio"], sel["relative_error"], marker, ls="-", label=fmt)
-    ax.set_xlabel("compression ratio (entries / stored numbers)")
-    ax.set_ylabel("relative error")
-    ax.set_title(f"compression of a {ds.attrs['input_shape']} tensor")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    out = Path(path).with_suffix(".png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> list[dict] | None:
-    """Run the driver; return the results (on every rank), or None for ``plot``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["plot"]:
-        if len(argv) != 2:
-            raise SystemExit("usage: python -m drivers.compress plot FILE")
-        setup_logging()
-        logger.info("wrote %s", plot(argv[1]))
-        return None
-    parser = build_parser(
-        CompressConfig, prog="python -m drivers.compress", description=__doc__.split("\n")[0]
-    )
-    args = parser.parse_args(argv)
-    comm = get_comm()
-    setup_logging(comm)
-    with abort_on_error(comm):
-        cfg = config_from_args(CompressConfig, args)
-        x = load_tensor(cfg.input)
-        cases = make_cases(cfg.cases)
-        costs = [estimated_cost(c, x.shape, cfg.cases) for c in cases]
-        logger.info(
-            "compressing a %s tensor: %d cases on %d rank(s)", x.shape, len(cases), comm.size
-        )
-        executor = Executor(comm)
-        results = executor.map(
-            lambda case: run_case(x, case, cfg.cases, cfg.input.seed), cases, costs=costs
-        )
-        path = Path(cfg.output.path)
-        if comm.rank == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        write_results(path, results, x, cfg, comm)
-        for res in results:
+    def finish(self, run: SweepRun) -> dict[str, Any]:
+        """The results (on every rank), each also logged."""
+        for res in run.results:
             logger.info(
                 "%-18s ranks %-14s ratio %9.1f  error %.2e  %.3f s",
-                res["label"],
-                "x".join(map(str, res["ranks"])),
-                res["compression_ratio"],
-                res["relative_error"],
-                res["wall_time"],
+                *(res["label"], "x".join(map(str, res["ranks"])), res["compression_ratio"]),
+                *(res["relative_error"], res["wall_time"]),
             )
-        logger.info(
-            "load balance: busy time per rank %s s",
-            ", ".join(f"{t:.2f}" for t in executor.last_timings),
-        )
-        logger.info("wrote %s (open with xarray.open_dataset(path, engine='h5netcdf'))", path)
-    return results
+        return {"results": run.results}
 
+    def describe(self, cfg: CompressConfig, n_ranks: int) -> str:
+        """Input and number of cases."""
+        shape = cfg.input.shape if cfg.input.source == "synthetic" else cfg.input.source
+        return f"compressing {shape}: {len(make_cases(cfg.cases))} cases on {n_ranks} rank(s)"
+
+    plots = staticmethod(plots)
+
+
+main = Driver("compress", __doc__, CompressSweep()).main
 
 if __name__ == "__main__":
     main()

@@ -3,34 +3,23 @@ r"""DAIN: influence-guided data augmentation for tensor completion (arXiv 2108.1
 Two commands, one configuration (``preset`` picks the data and its defaults)::
 
     mpirun -n 2 python -m drivers.dain sweep                     # built-in generator
-    mpirun -n 2 python -m drivers.dain sweep --set preset=il2    # TensorLy's IL-2 tensor
+    mpirun -n 2 python -m drivers.dain sweep --set preset=il2    # the IL-2 tensor
     python -m drivers.dain sweep --set experiment.data.source=file \
         --set experiment.data.path=data/synthetic_10K.tensor
     python -m drivers.dain scaling                               # time vs observed cells
     python -m drivers.dain plot runs/dain_synthetic.nc
 
-``sweep`` runs, for every completion model of ``experiment.models`` and every seed, the
-DAIN pipeline of :func:`solvers.completion.run_pipeline`: split the observed cells by the seed
-(10 % test, 20 % of the rest validation), train the model with TracIn influence, then retrain
-the same initial model on the training cells plus ``ratio`` x as many new cells drawn by every
-augmentation method of ``experiment.augmentations`` (``dain``: entity importance from
-influence; ``uniform``; ``frequency``: entities weighted by their training cells), valued by
-the trained model. The (model, seed) tasks are spread over the MPI ranks; the results do not
-depend on the number of ranks. Rank 0 writes one netCDF4/HDF5 file
-(``xarray.open_dataset(path, engine="h5netcdf")``), record dimension ``run`` (one per model,
-augmentation and seed): test RMSE (the square root of the mean squared error) and MAE,
-validation RMSE, cells trained on and timings. The summary gives the mean test errors and
-the paired differences ``dain - none``, ``dain - uniform``, ``dain - frequency`` over seeds
-with their standard errors (:func:`drivers._dain_report.analyse`).
-
-``scaling`` times one DAIN run (training with influence for a fixed number of epochs,
-sampling, retraining) on generated tensors with ``experiment.scaling.sizes`` observed cells
-(after one untimed warm-up run on 1000 cells) and fits the exponent of time against cells.
-
-Data (``experiment.data.source``): ``synthetic`` (:func:`problems.completion_data.
-synthetic_completion`: a nonlinear function of a low-rank CP tensor plus noise, 2-5 %
-observed), ``il2`` (TensorLy's IL-2 tensor, its NaN cells left unobserved), ``file`` (a
-tab-separated or HDF5 tensor file, :mod:`tensorsim.io.sparse`).
+``sweep`` runs the DAIN pipeline (:func:`solvers.completion.run_pipeline`) for every model of
+``experiment.models`` and every seed: split the cells of ``experiment.data``
+(:func:`problems.completion_data.load_data`) by the seed, train with TracIn influence,
+retrain the same initial model on the training cells plus ``ratio`` x as many new cells
+drawn by each method of ``experiment.augmentations``, valued by the trained model. One record
+per model, method and seed: test RMSE and MAE, validation RMSE, cells, timings; the summary
+gives the paired differences ``dain - other`` over seeds (:func:`analysis.dain.analyse`).
+``scaling`` times one DAIN run on generated tensors of ``experiment.scaling.sizes`` observed
+cells (after an untimed warm-up) and fits the exponent of time against cells. The tasks are
+spread over the MPI ranks; the results do not depend on their number. An option that a
+command does not read is refused unless it keeps the preset's value (:meth:`Experiment.unused`).
 
 References
 ----------
@@ -41,556 +30,264 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
+import torch
 
-from drivers._cli import Command, run_command_line
-from tensorsim.config import ConfigError, Params, config_to_toml, load_with_preset, param
+import solvers.completion as completion
+from analysis.dain import TIMES, analyse, fit_exponent, plots, scaling_lines, summary_lines
+from drivers._base import Experiment as BaseExperiment
+from drivers._base import Layout, OutputParams, Sweep, SweepRun, Var, new_writer
+from drivers._cli import Driver
+from problems.completion_data import DataParams, load_data, sized_data
+from tensorsim.config import ConfigError, Params, param
+from tensorsim.io import open_run
+from tensorsim.io.sparse import split_cells
+from tensorsim.nn.completion import AUGMENTATIONS
 from tensorsim.parallel import Executor
 
-__all__ = ["COMMANDS", "PRESETS", "DainRun", "Experiment", "main", "scaling", "sweep"]
+__all__ = ["PRESETS", "DainRun", "DainScaling", "DainSweep", "Experiment", "main"]
 
 logger = logging.getLogger("drivers.dain")
-
-MODEL_NAMES = ("dain_mlp", "costco", "cp", "tucker")
-METHODS = ("none", "dain", "uniform", "frequency")
-
-
-@dataclass(frozen=True)
-class DataParams(Params):
-    """The tensor.
-
-    Attributes
-    ----------
-    source
-        ``synthetic`` (generator), ``il2`` (TensorLy's IL-2) or ``file``.
-    path
-        The tensor file (``source = "file"``): tab-separated, or HDF5 for ``.h5``.
-    shape
-        Generator: full shape.
-    rank
-        Generator: CP rank of the latent tensor.
-    density
-        Generator: observed fraction.
-    noise
-        Generator: noise standard deviation.
-    skew
-        Generator: Zipf exponent of entity popularity (0: uniform).
-    seed
-        Generator: seed of the tensor (the runs' seeds split it), and of ``subsample``.
-    subsample
-        Fraction of the observed cells kept (the others are dropped before the split and
-        count as unobserved): IL-2 is 96 % observed, too dense to augment.
-    test, val
-        Test fraction of the cells, and validation fraction of the rest.
-    """
-
-    source: Literal["synthetic", "il2", "file"] = param("synthetic", "synthetic, il2 or file")
-    path: str = param("", "tensor file (source = file)")
-    shape: tuple[int, ...] = param((60, 60, 60), "generator: full shape", ge=1)
-    rank: int = param(3, "generator: CP rank", ge=1)
-    density: float = param(0.04, "generator: observed fraction", gt=0, le=1)
-    noise: float = param(0.1, "generator: noise standard deviation", ge=0)
-    skew: float = param(0.0, "generator: Zipf exponent of entity popularity", ge=0)
-    seed: int = param(0, "generator: seed of the tensor", ge=0)
-    subsample: float = param(1.0, "fraction of the observed cells kept", gt=0, le=1)
-    test: float = param(0.1, "test fraction", gt=0, lt=1)
-    val: float = param(0.2, "validation fraction of the non-test cells", gt=0, lt=1)
-
-
-@dataclass(frozen=True)
-class ModelParams(Params):
-    """The completion models and their learning rates.
-
-    Attributes
-    ----------
-    embed_dim, hidden, mlp_lr
-        DAIN MLP: embedding size per mode, hidden widths, Adam learning rate.
-    costco_rank, costco_channels, costco_lr
-        CoSTCo: embedding size, channels, learning rate.
-    cp_rank, cp_lr
-        CP completion: rank, learning rate.
-    tucker_rank, tucker_lr
-        Tucker completion: rank per mode, learning rate.
-    factor_epochs, factor_patience
-        Largest number of epochs and early-stopping patience of the CP and Tucker models
-        (instead of ``training.epochs`` and ``training.patience``): from a small random
-        start their loss has a plateau that a short patience mistakes for convergence.
-    """
-
-    embed_dim: int = param(16, "MLP: embedding size per mode", ge=1)
-    hidden: tuple[int, ...] = param((256, 64), "MLP: hidden widths", ge=1)
-    mlp_lr: float = param(3e-3, "MLP: learning rate", gt=0)
-    costco_rank: int = param(16, "CoSTCo: embedding size", ge=1)
-    costco_channels: int = param(32, "CoSTCo: channels", ge=1)
-    costco_lr: float = param(3e-3, "CoSTCo: learning rate", gt=0)
-    cp_rank: int = param(8, "CP: rank", ge=1)
-    cp_lr: float = param(3e-2, "CP: learning rate", gt=0)
-    tucker_rank: int = param(4, "Tucker: rank per mode", ge=1)
-    tucker_lr: float = param(3e-2, "Tucker: learning rate", gt=0)
-    factor_epochs: int = param(150, "CP and Tucker: largest number of epochs", ge=1)
-    factor_patience: int = param(30, "CP and Tucker: early-stopping patience", ge=0)
-
-    def schedule(self, name: str, training: TrainingParams) -> tuple[int, int]:
-        """Largest number of epochs and patience of model ``name``."""
-        if name in ("cp", "tucker"):
-            return self.factor_epochs, self.factor_patience
-        return training.epochs, training.patience
-
-    def options(self, name: str) -> tuple[dict[str, Any], float]:
-        """Model options and learning rate of model ``name``."""
-        return {
-            "dain_mlp": ({"embed_dim": self.embed_dim, "hidden": self.hidden}, self.mlp_lr),
-            "costco": (
-                {"rank": self.costco_rank, "channels": self.costco_channels},
-                self.costco_lr,
-            ),
-            "cp": ({"rank": self.cp_rank}, self.cp_lr),
-            "tucker": ({"ranks": self.tucker_rank}, self.tucker_lr),
-        }[name]
-
-
-@dataclass(frozen=True)
-class TrainingParams(Params):
-    """Training of every model (early stopping on validation RMSE).
-
-    Attributes
-    ----------
-    epochs, batch_size, patience, weight_decay
-        As :class:`solvers.completion.CompletionParams`.
-    """
-
-    epochs: int = param(50, "largest number of epochs", ge=1)
-    batch_size: int = param(256, "cells per Adam step", ge=1)
-    patience: int = param(10, "early-stopping patience (0: none)", ge=0)
-    weight_decay: float = param(0.0, "Adam weight decay", ge=0)
+MODEL_NAMES = tuple(completion.MODEL_FIELDS)
 
 
 @dataclass(frozen=True)
 class ScalingParams(Params):
-    """The ``scaling`` command.
-
-    Attributes
-    ----------
-    sizes
-        Observed cells of the generated tensors (3 modes, ``density`` observed).
-    epochs
-        Epochs of each training (no early stopping).
-    density
-        Observed fraction.
-    model
-        The completion model.
-    """
+    """The ``scaling`` command."""
 
     sizes: tuple[int, ...] = param((10_000, 100_000), "observed cells per tensor", ge=100)
-    epochs: int = param(3, "epochs per training", ge=1)
+    epochs: int = param(3, "epochs per training (no early stopping)", ge=1)
     density: float = param(0.03, "observed fraction", gt=0, le=1)
-    model: Literal["dain_mlp", "costco", "cp", "tucker"] = param("dain_mlp", "model")
+    model: str = param("dain_mlp", "model", choices=MODEL_NAMES)
+
+
+#: The ``experiment`` keys that the scaling command does not read (besides other models'), why.
+SCALING_UNUSED = {
+    **dict.fromkeys([f"data.{k}" for k in ("source", "path", "shape", "density", "subsample")],
+                    "it generates its tensors"),
+    **dict.fromkeys(("models", "augmentations", "seeds"), "a sweep setting"),
+    **dict.fromkeys(("training.epochs", "training.patience", "model.factor_epochs",
+                     "model.factor_patience"), "it trains scaling.epochs epochs, no early stop"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Experiment(Params):
-    """Data, models, augmentations, seeds and training.
-
-    Attributes
-    ----------
-    models
-        Completion models (``dain_mlp``, ``costco``, ``cp``, ``tucker``).
-    augmentations
-        Methods (``none`` is always run): ``dain``, ``uniform``, ``frequency``.
-    seeds
-        Paired seeds 0 .. seeds-1 (split, initial weights, shuffling, draws).
-    ratio
-        Augmented cells per training cell.
-    """
+    """Data, models, augmentations (``none`` is always run), paired seeds, training."""
 
     data: DataParams = param(DataParams(), "the tensor")
-    model: ModelParams = param(ModelParams(), "model settings")
-    training: TrainingParams = param(TrainingParams(), "training")
-    models: tuple[str, ...] = param(("dain_mlp", "cp"), "completion models")
-    augmentations: tuple[str, ...] = param(("dain", "uniform", "frequency"), "methods")
-    seeds: int = param(5, "paired seeds", ge=1)
+    model: completion.ModelParams = param(completion.ModelParams(), "model settings")
+    training: completion.TrainingParams = param(completion.TrainingParams(), "training")
+    models: tuple[str, ...] = param(("dain_mlp", "cp"), "completion models", choices=MODEL_NAMES)
+    augmentations: tuple[str, ...] = param(
+        ("dain", "uniform", "frequency"), "methods", choices=AUGMENTATIONS
+    )
+    seeds: int = param(5, "paired seeds 0 .. seeds-1 (split, weights, shuffling, draws)", ge=1)
     ratio: float = param(0.5, "augmented cells per training cell", ge=0)
     scaling: ScalingParams = param(ScalingParams(), "the scaling command")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for key, values, allowed in (
-            ("models", self.models, MODEL_NAMES),
-            ("augmentations", self.augmentations, METHODS),
-        ):
-            unknown = sorted(set(values) - set(allowed))
-            if unknown:
-                raise ConfigError(
-                    f"config key '{key}': unknown {unknown}; expected some of {list(allowed)}"
-                )
-        if not self.models:
-            raise ConfigError("config key 'models': expected at least one model")
+        if not self.models or len(set(self.models)) < len(self.models):
+            raise ConfigError(f"config key 'models': expected distinct models, got {self.models}")
         if self.data.source == "file" and not self.data.path:
             raise ConfigError("config key 'data.path': required with data.source = 'file'")
 
+    def methods(self) -> tuple[str, ...]:
+        """``none`` and the augmentations."""
+        return ("none", *[m for m in self.augmentations if m != "none"])
 
-def _synthetic() -> Experiment:
-    return Experiment()
-
-
-def _il2() -> Experiment:
-    return Experiment(
-        data=DataParams(source="il2", subsample=0.25),
-        model=ModelParams(embed_dim=8, hidden=(64, 32), cp_rank=4, tucker_rank=3),
-        training=TrainingParams(epochs=200, batch_size=64, patience=20),
-        models=("dain_mlp", "cp"),
-        seeds=5,
-    )
+    def unused(self, command: str) -> dict[str, str]:
+        """The keys of this table that ``command`` does not read, and why."""
+        models = (self.scaling.model,) if command == "scaling" else self.models
+        why = f"not read by the models {list(models)}"
+        out = {f"model.{k}": why for k in self.model.unused(models)}
+        out |= {f"training.{k}": why for k in self.training.unused(models)}
+        if command == "scaling":
+            return out | SCALING_UNUSED
+        out |= {f"data.{k}": why for k, why in self.data.unused().items()}
+        out |= {f"scaling.{k}": "a scaling setting" for k in vars(self.scaling)}
+        return out | ({"ratio": "no augmentation"} if len(self.methods()) == 1 else {})
 
 
 #: ``preset`` -> the ``experiment`` defaults it stands for.
-PRESETS = {"synthetic": _synthetic, "il2": _il2}
+PRESETS = {
+    "synthetic": Experiment,
+    "il2": lambda: Experiment(
+        data=DataParams(source="il2", subsample=0.25),
+        model=completion.ModelParams(embed_dim=8, hidden=(64, 32), cp_rank=4, tucker_rank=3),
+        training=completion.TrainingParams(epochs=200, batch_size=64, patience=20),
+        models=("dain_mlp", "cp"),
+        seeds=5,
+    ),
+}
 
 
 @dataclass(frozen=True)
-class OutputParams(Params):
-    """The output file.
+class DainOutput(OutputParams):
+    """The output file."""
 
-    Attributes
-    ----------
-    path
-        Output file; empty: ``runs/dain_{preset}.nc`` (sweep) or ``runs/dain_scaling.nc``.
-    """
-
-    path: str = param("", "output file (empty: from the command and preset)")
+    path: str = param("", "output file (empty: runs/dain_{preset}.nc or runs/dain_scaling.nc)")
 
 
 @dataclass(frozen=True)
 class DainRun(Params):
-    """Configuration of ``python -m drivers.dain``.
-
-    Attributes
-    ----------
-    preset
-        ``"synthetic"`` or ``"il2"``: defaults of ``experiment``.
-    experiment
-        Data, models, augmentations, seeds, training.
-    output
-        The output file.
-    """
+    """Configuration of ``python -m drivers.dain``."""
 
     preset: Literal["synthetic", "il2"] = param("synthetic", "defaults of the experiment")
     experiment: Experiment = param(Experiment(), "data, models, methods, training")
-    output: OutputParams = param(OutputParams(), "output file")
-
-    def path(self, command: str) -> Path:
-        """The output file of ``command``."""
-        if self.output.path:
-            return Path(self.output.path)
-        name = "dain_scaling" if command == "scaling" else f"dain_{self.preset}"
-        return Path("runs") / f"{name}.nc"
+    output: DainOutput = param(DainOutput(), "output file")
 
 
-def load_data(data: DataParams) -> tuple[Any, dict[str, Any]]:
-    """The observed cells of ``data`` and attributes describing them."""
-    from problems.completion_data import il2_tensor, load_tensor, synthetic_completion
-
-    if data.source == "synthetic":
-        tensor = synthetic_completion(
-            data.shape,
-            rank=data.rank,
-            density=data.density,
-            noise=data.noise,
-            skew=data.skew,
-            seed=data.seed,
-        ).tensor
-        attrs = {"noise": data.noise, "latent_rank": data.rank, "skew": data.skew}
-    elif data.source == "il2":
-        tensor, missing = il2_tensor()
-        attrs = {"missing_cells": int(missing.shape[0])}
-    else:
-        tensor = load_tensor(data.path)
-        attrs = {"file": data.path}
-    if data.subsample < 1:
-        keep = np.random.default_rng([data.seed, 1]).random(tensor.nnz) < data.subsample
-        tensor = tensor.subset(keep)
-    return tensor, {
-        "source": data.source,
-        "subsample": data.subsample,
-        "shape": list(tensor.shape),
-        "observed_cells": tensor.nnz,
-        "density": tensor.density,
-        **attrs,
-    }
+#: Series of the sweep file (one record per model, augmentation and seed).
+RUN_SERIES = [
+    Var("model", (), str, None, "completion model"),
+    Var("augmentation", (), str, None, "augmentation method"),
+    Var("seed", (), "int64", None, "seed of split, weights, shuffling and draws"),
+    *(Var(name, (), *entry) for name, entry in completion.RESULTS.items()),
+]
 
 
-def _training(e: Experiment, lr: float, epochs: int | None = None, patience: int | None = None):
-    from solvers.completion import CompletionParams
+class _Command(BaseExperiment):
+    """What both commands share: the configuration, presets, loading and plots."""
 
-    t = e.training
-    return CompletionParams(
-        epochs=t.epochs if epochs is None else epochs,
-        batch_size=t.batch_size,
-        lr=lr,
-        weight_decay=t.weight_decay,
-        patience=t.patience if patience is None else patience,
-    )
+    config, presets, command = DainRun, PRESETS, ""
+    plots = staticmethod(plots)
 
-
-#: Per-run series of the sweep file: name -> (dtype, units, long name).
-RUN_SERIES = {
-    "model": (str, None, "completion model"),
-    "augmentation": (str, None, "augmentation method"),
-    "seed": ("int64", None, "seed of split, weights, shuffling and draws"),
-    "test_rmse": ("float64", "1", "test root mean squared error"),
-    "test_mae": ("float64", "1", "test mean absolute error"),
-    "val_rmse": ("float64", "1", "best validation root mean squared error"),
-    "best_epoch": ("int64", None, "epoch of the best validation error"),
-    "n_train": ("int64", None, "cells trained on (training + augmented)"),
-    "n_aug": ("int64", None, "augmented cells"),
-    "train_seconds": ("float64", "s", "wall time of the Adam updates"),
-    "influence_seconds": ("float64", "s", "wall time of the influence passes"),
-    "augment_seconds": ("float64", "s", "wall time of sampling and labelling new cells"),
-    "influence_bytes": ("int64", "B", "bytes held by the influence accumulator"),
-}
-
-
-def sweep(cfg: DainRun, comm: Any) -> dict[str, Any]:
-    """Run the pipeline for every (model, seed) over the ranks; write and analyse."""
-    import torch
-
-    from solvers.completion import run_pipeline
-    from tensorsim.io.sparse import split_cells
-
-    e = cfg.experiment
-    start = time.perf_counter()
-    tensor, attrs = load_data(e.data)
-    tasks = [(m, s) for m in e.models for s in range(e.seeds)]
-    methods = ("none", *[m for m in e.augmentations if m != "none"])
-
-    def one(task: tuple[str, int]) -> dict[str, dict[str, Any]]:
-        name, seed = task
-        torch.set_num_threads(1)
-        t0 = time.perf_counter()
-        split = split_cells(tensor, test=e.data.test, val=e.data.val, seed=seed)
-        options, lr = e.model.options(name)
-        epochs, patience = e.model.schedule(name, e.training)
-        out = run_pipeline(
-            name,
-            split,
-            methods=methods,
-            ratio=e.ratio,
-            seed=seed,
-            params=_training(e, lr, epochs, patience),
-            model_options=options,
-        )
-        logger.info(
-            "%s seed %d: test RMSE %s (%.1f s)",
-            name,
-            seed,
-            ", ".join(f"{m} {r['test_rmse']:.4f}" for m, r in out.items()),
-            time.perf_counter() - t0,
-        )
-        return out
-
-    cost = {"dain_mlp": 1.0, "costco": 2.5, "cp": 0.6, "tucker": 0.6}
-    results = Executor(comm).map(one, tasks, costs=[cost[m] for m, _ in tasks])
-    path = cfg.path("sweep")
-    _write_sweep(path, cfg, comm, tasks, methods, results, attrs)
-    summary: dict[str, Any] = {"path": str(path), "wall_time": time.perf_counter() - start}
-    if comm.rank == 0:
-        from drivers._dain_report import analyse
-        from tensorsim.io import open_run
-
-        summary.update(analyse(open_run(path)[0]))
-    return summary
-
-
-def _write_sweep(
-    path: Path,
-    cfg: DainRun,
-    comm: Any,
-    tasks: Sequence[tuple[str, int]],
-    methods: Sequence[str],
-    results: Sequence[dict[str, dict[str, Any]]],
-    attrs: dict[str, Any],
-) -> None:
-    from tensorsim.io import Writer
-
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    e = cfg.experiment
-    attrs = {"preset": cfg.preset, "command": "sweep", "ratio": e.ratio, **attrs}
-    with Writer(path, record_dim="run", comm=comm, config=config_to_toml(cfg), attrs=attrs) as out:
-        for name, (dtype, units, long_name) in RUN_SERIES.items():
-            out.define_series(name, dtype=dtype, units=units, long_name=long_name)
-        i = 0
-        for (name, seed), result in zip(tasks, results, strict=True):
-            for method in methods:
-                r = result[method]
-                out.append(i, model=name, augmentation=method, seed=seed, **r)
-                i += 1
-
-
-def scaling(cfg: DainRun, comm: Any) -> dict[str, Any]:
-    """Time one DAIN run (fixed epochs) per size of ``experiment.scaling.sizes``; fit."""
-    import torch
-
-    from problems.completion_data import shape_for, synthetic_completion
-    from solvers.completion import run_pipeline
-    from tensorsim.io.sparse import split_cells
-
-    e = cfg.experiment
-    s = e.scaling
-    start = time.perf_counter()
-    options, lr = e.model.options(s.model)
-
-    def one(size: int) -> dict[str, Any]:
-        torch.set_num_threads(1)
-        shape = shape_for(size, s.density)
-        tensor = synthetic_completion(
-            shape, rank=e.data.rank, density=size / np.prod(shape), noise=e.data.noise, seed=0
-        ).tensor
-        split = split_cells(tensor, seed=0)
-        t0 = time.perf_counter()
-        out = run_pipeline(
-            s.model,
-            split,
-            methods=("dain",),
-            ratio=e.ratio,
-            seed=0,
-            params=_training(e, lr, epochs=s.epochs, patience=0),
-            model_options=options,
-        )
-        total = time.perf_counter() - t0
-        logger.info("%d cells (%s): %.1f s", tensor.nnz, "x".join(map(str, shape)), total)
+    def unused(self, cfg: DainRun) -> dict[str, str]:
+        """The options this command does not read (:meth:`Experiment.unused`)."""
         return {
-            "cells": tensor.nnz,
-            "side": shape[0],
-            "seconds": total,
-            "train_seconds": out["none"]["train_seconds"],
-            "influence_seconds": out["none"]["influence_seconds"],
-            "augment_seconds": out["dain"]["augment_seconds"],
-            "retrain_seconds": out["dain"]["train_seconds"],
-            "test_rmse": out["dain"]["test_rmse"],
+            key: f"has no effect in the {self.command} command ({why})"
+            for key, why in cfg.experiment.unused(self.command).items()
         }
 
-    one(1000)  # warm-up (first torch calls, allocator), not timed
-    results = Executor(comm).map(one, list(s.sizes), costs=[float(n) for n in s.sizes])
-    from drivers._dain_report import fit_exponent
 
-    fits = {
-        key: fit_exponent([r["cells"] for r in results], [r[key] for r in results])
-        for key in ("seconds", "train_seconds", "influence_seconds", "augment_seconds")
-    }
-    path = cfg.path("scaling")
-    from tensorsim.io import Writer
+class DainSweep(_Command, Sweep):
+    """Models x seeds, each the DAIN pipeline; one record per model, method and seed."""
 
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    attrs = {
-        "preset": cfg.preset,
-        "command": "scaling",
-        "model": s.model,
-        "epochs": s.epochs,
-        "exponent": fits["seconds"],
-        "train_exponent": fits["train_seconds"],
-        "influence_exponent": fits["influence_seconds"],
-    }
-    with Writer(path, record_dim="size", comm=comm, config=config_to_toml(cfg), attrs=attrs) as w:
-        for key in results[0]:
-            if key != "cells":
-                dtype = "int64" if key == "side" else "float64"
-                w.define_series(key, dtype=dtype, units="s" if "seconds" in key else None)
-        for r in results:
-            w.append(r["cells"], **{k: v for k, v in r.items() if k != "cells"})
-    return {
-        "path": str(path),
-        "rows": results,
-        "exponents": fits,
-        "wall_time": time.perf_counter() - start,
-    }
+    command, help = "sweep", "models x augmentations x seeds: test errors and paired differences"
 
+    def prepare(self, cfg: DainRun, executor: Executor) -> tuple[Any, dict[str, Any]]:
+        """The observed cells and their attributes (:func:`load_data`)."""
+        return load_data(cfg.experiment.data)
 
-def plot(path: str) -> list[Path]:
-    """Write the plots of a ``sweep`` or ``scaling`` output file next to it."""
-    from drivers._dain_report import plot as plot_file
+    def cases(self, run: SweepRun) -> list[tuple[str, int]]:
+        """Every (model, seed)."""
+        e = run.cfg.experiment
+        return [(m, s) for m in e.models for s in range(e.seeds)]
 
-    return plot_file(path)
+    def cost(self, run: SweepRun, case: tuple[str, int]) -> float:
+        """Relative cost of the model (CoSTCo 2.5, the MLP 1, CP and Tucker 0.6)."""
+        return {"dain_mlp": 1.0, "costco": 2.5}.get(case[0], 0.6)
 
+    def run_case(self, run: SweepRun, case: tuple[str, int]) -> dict[str, dict[str, Any]]:
+        """Split by the seed, then :func:`run_pipeline`; results per method."""
+        e, (name, seed) = run.cfg.experiment, case
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        split = split_cells(run.data[0], test=e.data.test, val=e.data.val, seed=seed)
+        options, params = e.model.settings(name, e.training)
+        out = completion.run_pipeline(
+            name, split, methods=e.methods(), ratio=e.ratio, seed=seed, params=params,
+            model_options=options,
+        )  # fmt: skip
+        rmse = ", ".join(f"{m} {r['test_rmse']:.4f}" for m, r in out.items())
+        logger.info("%s seed %d: RMSE %s (%.1f s)", name, seed, rmse, time.perf_counter() - t0)
+        return out
 
-def _describe(command: str) -> Any:
-    def describe(cfg: DainRun, n_ranks: int) -> str:
+    def output_path(self, cfg: DainRun) -> Path:
+        """``output.path``, or ``runs/dain_{preset}.nc`` when it is empty."""
+        return Path(cfg.output.path or f"runs/dain_{cfg.preset}.nc")
+
+    def layout(self, run: SweepRun) -> Layout:
+        """Record dimension ``run``; the data's description in the attributes."""
+        attrs = {"preset": run.cfg.preset, "command": "sweep", "ratio": run.cfg.experiment.ratio}
+        return Layout("run", RUN_SERIES, attrs=attrs | run.data[1])
+
+    def records(self, run: SweepRun) -> list[dict[str, Any]]:
+        """One record per method of every (model, seed), methods innermost."""
+        return [
+            {"model": name, "augmentation": m, "seed": seed, **result[m]}
+            for (name, seed), result in zip(run.cases, run.results, strict=True)
+            for m in run.cfg.experiment.methods()
+        ]
+
+    def finish(self, run: SweepRun) -> dict[str, Any]:
+        """On rank 0, :func:`analysis.dain.analyse` of the file."""
+        return analyse(open_run(run.path)[0]) if run.comm.rank == 0 else {}
+
+    def describe(self, cfg: DainRun, n_ranks: int) -> str:
+        """Data, models, methods, seeds and ratio."""
         e = cfg.experiment
-        if command == "scaling":
-            s = e.scaling
-            return (
-                f"scaling: {s.model}, {s.epochs} epochs, sizes {list(s.sizes)} on "
-                f"{n_ranks} rank(s)"
-            )
         return (
-            f"{cfg.preset}: data {e.data.source}, models {list(e.models)}, augmentations "
-            f"{['none', *e.augmentations]}, {e.seeds} seeds, ratio {e.ratio}, on "
-            f"{n_ranks} rank(s)"
+            f"{cfg.preset}: data {e.data.source}, models {list(e.models)}, methods "
+            f"{list(e.methods())}, {e.seeds} seeds, ratio {e.ratio}, on {n_ranks} rank(s)"
         )
 
-    return describe
+    def summarize(self, summary: dict[str, Any]) -> str:
+        """Times and file, then the table and the paired differences."""
+        return "\n".join([super().summarize(summary), *summary_lines(summary)])
 
 
-def _summarize_sweep(summary: dict[str, Any]) -> str:
-    from drivers._dain_report import summarize
-
-    return f"wrote {summary['path']} in {summary['wall_time']:.1f} s\n" + summarize(summary)
-
-
-def _summarize_scaling(summary: dict[str, Any]) -> str:
-    lines = [f"wrote {summary['path']} in {summary['wall_time']:.1f} s"]
-    for r in summary["rows"]:
-        lines.append(
-            f"  {r['cells']:>9} cells: {r['seconds']:.2f} s (train {r['train_seconds']:.2f}, "
-            f"influence {r['influence_seconds']:.2f}, sampling {r['augment_seconds']:.2f}, "
-            f"retrain {r['retrain_seconds']:.2f})"
-        )
-    ex = summary["exponents"]
-    lines.append(
-        f"  time ~ cells^{ex['seconds']:.3f} (train {ex['train_seconds']:.3f}, influence "
-        f"{ex['influence_seconds']:.3f}, sampling {ex['augment_seconds']:.3f})"
-    )
-    return "\n".join(lines)
+def scaling_case(e: Experiment, size: int) -> dict[str, Any]:
+    """One timed DAIN run of ``e.scaling.model`` on a generated tensor of ``size`` cells."""
+    torch.set_num_threads(1)
+    tensor = sized_data(e.data, size, e.scaling.density)
+    split = split_cells(tensor, test=e.data.test, val=e.data.val, seed=0)
+    name = e.scaling.model
+    opts, params = e.model.settings(name, e.training, epochs=e.scaling.epochs, patience=0)
+    out = completion.time_pipeline(name, split, ratio=e.ratio, params=params, model_options=opts)
+    shape = "x".join(map(str, tensor.shape))
+    logger.info("%d cells (%s): %.1f s", tensor.nnz, shape, out["seconds"])
+    return {"cells": tensor.nnz, "side": tensor.shape[0], **out}
 
 
-#: The subcommands (``plot FILE`` is the third).
-COMMANDS = {
-    "sweep": Command(
-        run=sweep,
-        describe=_describe("sweep"),
-        summarize=_summarize_sweep,
-        help="models x augmentations x seeds: test errors and paired differences",
-    ),
-    "scaling": Command(
-        run=scaling,
-        describe=_describe("scaling"),
-        summarize=_summarize_scaling,
-        help="time of one DAIN run vs observed cells",
-    ),
-}
+#: Series of the scaling file (record coordinate ``size``: the observed cells).
+SCALING_SERIES = [
+    Var("side", (), "int64", None, "side of the cubic tensor"),
+    *(Var(name, (), *entry) for name, entry in completion.TIMED.items()),
+]
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
-    """Command-line entry point; returns the command's summary (None for ``plot``)."""
-    return run_command_line(
-        argv,
-        config_cls=DainRun,
-        prog="python -m drivers.dain",
-        description=__doc__.split("\n")[0],
-        load=lambda args: load_with_preset(
-            DainRun, args.config, args.set, PRESETS, table="experiment"
-        ),
-        plot=plot,
-        commands=COMMANDS,
-        logger=logger,
-    )
+class DainScaling(_Command):
+    """Time of one DAIN run against the observed cells; one record per size."""
 
+    command, help = "scaling", "time of one DAIN run vs observed cells"
+
+    def run(self, cfg: DainRun, comm: Any) -> dict[str, Any]:
+        """A warm-up, every size over the ranks, the fits; the file (record coordinate: cells)."""
+        e, start = cfg.experiment, time.perf_counter()
+        scaling_case(e, 1000)  # warm-up (first torch calls, allocator), not timed
+        sizes, executor = list(e.scaling.sizes), Executor(comm)
+        rows = executor.map(lambda size: scaling_case(e, size), sizes, costs=sizes)
+        fits = {k: fit_exponent([r["cells"] for r in rows], [r[k] for r in rows]) for k in TIMES}
+        path = Path(cfg.output.path or "runs/dain_scaling.nc")
+        attrs = {"preset": cfg.preset, "command": "scaling", "model": e.scaling.model,
+                 "epochs": e.scaling.epochs, "exponent": fits["seconds"],
+                 "train_exponent": fits["train_seconds"],
+                 "influence_exponent": fits["influence_seconds"]}  # fmt: skip
+        with new_writer(path, cfg, comm, Layout("size", SCALING_SERIES, attrs=attrs)) as out:
+            for r in rows:
+                out.append(r["cells"], **{v.name: r[v.name] for v in SCALING_SERIES})
+        return {"path": str(path), "rows": rows, "exponents": fits,
+                "wall_time": time.perf_counter() - start,
+                "busy_time": executor.last_timings}  # fmt: skip
+
+    def describe(self, cfg: DainRun, n_ranks: int) -> str:
+        """Model, epochs and sizes."""
+        s = cfg.experiment.scaling
+        return f"scaling: {s.model}, {s.epochs} epochs, sizes {list(s.sizes)} on {n_ranks} rank(s)"
+
+    def summarize(self, summary: dict[str, Any]) -> str:
+        """File and time, one line per size, the fitted exponents."""
+        head = f"wrote {summary['path']} in {summary['wall_time']:.1f} s"
+        return "\n".join([head, *scaling_lines(summary["rows"], summary["exponents"])])
+
+
+main = Driver("dain", __doc__, {"sweep": DainSweep(), "scaling": DainScaling()}).main
 
 if __name__ == "__main__":
     main()

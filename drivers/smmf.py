@@ -10,28 +10,31 @@ r"""SMMF against Adam, AdamW, Adafactor, CAME and SM3: accuracy/loss curves and 
 Every (optimizer, learning rate, seed) run of the sweep trains a fresh model (initial
 weights and batches from the seed, the same for every optimizer) for ``experiment.steps``
 steps, linear warm-up then cosine decay to 0, evaluating on a validation and a test set every
-``experiment.eval_every`` steps; the runs are spread over the MPI ranks. Per optimizer the
-learning rate with the best mean final validation metric is selected (accuracy for the digits
-models, loss for the transformer); the summary and the plots report the test metrics of the
-selected runs, mean over seeds.
+``experiment.eval_every`` steps (:func:`solvers.optimizers.train_run`); the runs are spread
+over the MPI ranks. Per optimizer the learning rate with the best mean final validation
+metric is selected (accuracy for the digits models, loss for the transformer); the summary
+and the plots report the test metrics of the selected runs, mean over seeds
+(:mod:`analysis.smmf`).
 
-- ``cnn``: :func:`problems.small_models.build_digits_cnn` (two 3x3 convolutions: 4-D kernels
-  that SMMF square-matricizes) on scikit-learn's digits;
-- ``mlp``: :func:`problems.small_models.build_digits_mlp` (64-128-64-10) on the digits;
-- ``transformer``: :func:`problems.small_models.build_char_transformer` (2 layers, width 64)
-  predicting the next character of Python standard-library source
-  (:func:`problems.language.load_corpus`).
+- ``cnn``: the digits CNN of :mod:`tensorsim.nn.models.small` (two 3x3 convolutions: 4-D
+  kernels that SMMF square-matricizes) on scikit-learn's digits
+  (:func:`problems.adaptation.digits_model_task`); ``mlp``: the digits MLP (64-128-64-10);
+- ``transformer``: the character transformer (2 layers, width 64) predicting the next
+  character of Python standard-library source (:func:`problems.language.char_model_task`).
 
 Optimizers and their defaults (``experiment.optim.NAME.lr``, ``.weight_decay``; every other
-option is the library's default): ``torch.optim.Adam`` (lr 1e-3, no weight decay),
-``torch.optim.AdamW`` (lr 1e-3, weight decay 1e-2), ``torch.optim.Adafactor`` (lr 1e-2, its
-relative-step cap), ``pytorch_optimizer.CAME`` (lr 2e-4), ``pytorch_optimizer.SM3`` (lr 0.1)
-and :class:`tensorsim.optim.SMMF` (lr 1e-3, weight decay 5e-4, ``decay_rate`` -0.5 for the
-CNN and MLP and -0.8 for the transformer, as the paper recommends). Each runs at its default
+option is the library's default, :func:`solvers.optimizers.make_optimizer`):
+``torch.optim.Adam`` (lr 1e-3, no weight decay), ``torch.optim.AdamW`` (lr 1e-3, weight
+decay 1e-2), ``torch.optim.Adafactor`` (lr 1e-2, its relative-step cap),
+``pytorch_optimizer.CAME`` (lr 2e-4), ``pytorch_optimizer.SM3`` (lr 0.1) and
+:class:`tensorsim.optim.SMMF` (lr 1e-3, weight decay 5e-4, ``decay_rate`` -0.5 for the CNN
+and MLP and -0.8 for the transformer, as the paper recommends). Each runs at its default
 learning rate times each of ``experiment.optim.lr_factors`` (1, 3, 10, 30, 100 for the digits
 models, 3 and 10 for the transformer: these short runs want larger steps than the defaults,
-which are tuned for long training). A run whose loss
-turns non-finite is kept with NaN curves (``diverged``) and loses the selection.
+which are tuned for long training). A run whose loss turns non-finite is kept with NaN
+curves (``diverged``) and loses the selection. Options the experiment would not use (the
+corpus and transformer for the digits, the digits split for the transformer, the table of an
+optimizer not compared) are refused when they differ from the preset's values.
 
 Rank 0 writes one netCDF4/HDF5 file (``xarray.open_dataset(path, engine="h5netcdf")``):
 record dimension ``run``, curves over ``eval_step``, per run the optimizer-state bytes
@@ -49,148 +52,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from drivers._cli import refuse_restart, run_command_line
-from drivers._smmf_report import analyse, plot, summarize
-from tensorsim.config import ConfigError, Params, config_to_toml, load_with_preset, param
-from tensorsim.parallel import Executor
+from analysis.smmf import analyse, plots, summary_lines
+from drivers._base import Layout, OutputParams, Sweep, SweepRun, Var
+from drivers._cli import Driver
+from problems.adaptation import ModelTask, TaskDataParams, digits_model_task
+from problems.language import char_model_task
+from solvers.optimizers import (
+    CURVES,
+    OPTIMIZERS,
+    STEP_COSTS,
+    TENSOR_COLUMNS,
+    OptimParams,
+    tensor_table,
+    train_run,
+)
+from tensorsim.config import ConfigError, Params, param
+from tensorsim.nn.models.small import CharTransformerParams
 
-__all__ = ["PRESETS", "Experiment", "SMMFRun", "analyse", "main", "plot", "run", "summarize"]
+__all__ = ["OPTIMIZERS", "PRESETS", "Experiment", "SMMFRun", "SMMFSweep", "main", "make_task"]
 
 logger = logging.getLogger("drivers.smmf")
-
-#: The compared optimizers (keys of ``experiment.optim``), in table order.
-OPTIMIZER_NAMES = ("adam", "adamw", "adafactor", "came", "sm3", "smmf")
-
-#: Curves stored per run over ``eval_step``: name -> long name.
-CURVES = {
-    "train_loss": "mean training loss since the previous evaluation (nats)",
-    "val_loss": "validation cross entropy (nats)",
-    "val_accuracy": "validation accuracy",
-    "test_loss": "test cross entropy (nats)",
-    "test_accuracy": "test accuracy",
-}
-
-#: Relative cost of a step per optimizer (for spreading runs over ranks).
-_COSTS = {"adam": 1.0, "adamw": 1.0, "adafactor": 1.2, "came": 1.4, "sm3": 1.0, "smmf": 1.3}
-
-
-@dataclass(frozen=True)
-class OptimizerParams(Params):
-    """One optimizer's default learning rate and weight decay.
-
-    Attributes
-    ----------
-    lr
-        The library's (or paper's) default peak learning rate; the sweep tries it times
-        each of ``optim.lr_factors``.
-    weight_decay
-        Weight decay (decoupled for AdamW and SMMF, L2 for Adam, as each library does it).
-    """
-
-    lr: float = param(1e-3, "default peak learning rate", gt=0.0)
-    weight_decay: float = param(0.0, "weight decay", ge=0.0)
-
-
-@dataclass(frozen=True)
-class OptimParams(Params):
-    """The optimizers' defaults and the learning-rate grid.
-
-    Attributes
-    ----------
-    adam, adamw, adafactor, came, sm3, smmf
-        One table each (:class:`OptimizerParams`).
-    lr_factors
-        Each optimizer runs at its default ``lr`` times each of these factors; the factor
-        with the best mean final validation metric is selected per optimizer.
-    decay_rate
-        SMMF's second-moment decay exponent (``b2_t = 1 - t**decay_rate``).
-    """
-
-    adam: OptimizerParams = param(OptimizerParams(), "torch.optim.Adam")
-    adamw: OptimizerParams = param(OptimizerParams(weight_decay=1e-2), "torch.optim.AdamW")
-    adafactor: OptimizerParams = param(OptimizerParams(lr=1e-2), "torch.optim.Adafactor")
-    came: OptimizerParams = param(OptimizerParams(lr=2e-4), "pytorch_optimizer.CAME")
-    sm3: OptimizerParams = param(OptimizerParams(lr=0.1), "pytorch_optimizer.SM3 (no decay)")
-    smmf: OptimizerParams = param(OptimizerParams(weight_decay=5e-4), "tensorsim.optim.SMMF")
-    lr_factors: tuple[float, ...] = param(
-        (1.0, 3.0, 10.0, 30.0, 100.0), "learning-rate grid: factors of each default", gt=0.0
-    )
-    decay_rate: float = param(-0.5, "SMMF decay_rate (-0.5 CNN, -0.8 transformer)", lt=0.0)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.lr_factors:
-            raise ConfigError("config key 'lr_factors': expected at least one factor")
-        if len(set(self.lr_factors)) != len(self.lr_factors):
-            raise ConfigError(f"config key 'lr_factors': repeated factors in {self.lr_factors}")
-        if self.sm3.weight_decay != 0:
-            raise ConfigError(
-                f"config key 'sm3.weight_decay': SM3 takes no weight decay, got "
-                f"{self.sm3.weight_decay}"
-            )
-
-    def lrs(self, name: str) -> list[float]:
-        """The learning rates tried for optimizer ``name``."""
-        base = getattr(self, name).lr
-        return [float(f"{base * f:.12g}") for f in self.lr_factors]
-
-
-@dataclass(frozen=True)
-class DataParams(Params):
-    """Batches and evaluation sets.
-
-    Attributes
-    ----------
-    batch_size
-        Samples (windows) per step.
-    val_fraction
-        Digits: fraction of the training split held out for validation.
-    seed
-        Seed of the digits split (the run seeds set weights and batches).
-    corpus
-        Transformer: ``"python_source"`` or ``"python_docs"``.
-    max_chars
-        Transformer: keep the first this many characters of the corpus (0: all).
-    context
-        Transformer: characters per window.
-    eval_windows
-        Transformer: windows in each of the validation and test sets.
-    """
-
-    batch_size: int = param(64, "samples per step", ge=1)
-    val_fraction: float = param(0.2, "digits: validation fraction", gt=0.0, lt=1.0)
-    seed: int = param(0, "seed of the digits split", ge=0)
-    corpus: Literal["python_source", "python_docs"] = param("python_source", "transformer: corpus")
-    max_chars: int = param(300_000, "transformer: corpus prefix (0: all)", ge=0)
-    context: int = param(32, "transformer: characters per window", ge=2)
-    eval_windows: int = param(128, "transformer: windows per evaluation set", ge=1)
-
-
-@dataclass(frozen=True)
-class TransformerParams(Params):
-    """The character transformer.
-
-    Attributes
-    ----------
-    width, layers, heads
-        Model width (a multiple of ``heads``), encoder layers, attention heads.
-    """
-
-    width: int = param(64, "model width", ge=1)
-    layers: int = param(2, "encoder layers", ge=1)
-    heads: int = param(4, "attention heads", ge=1)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.width % self.heads:
-            raise ConfigError(
-                f"config key 'width': expected a multiple of heads={self.heads}, got {self.width}"
-            )
 
 
 @dataclass(frozen=True)
@@ -212,15 +98,13 @@ class Experiment(Params):
     """
 
     model: Literal["cnn", "mlp", "transformer"] = param("cnn", "the model")
-    optimizers: tuple[str, ...] = param(
-        OPTIMIZER_NAMES, "optimizers compared", choices=OPTIMIZER_NAMES
-    )
+    optimizers: tuple[str, ...] = param(OPTIMIZERS, "optimizers compared", choices=OPTIMIZERS)
     steps: int = param(600, "optimizer steps", ge=1)
     warmup: int = param(30, "warm-up steps", ge=0)
     eval_every: int = param(50, "steps between evaluations", ge=1)
     seeds: int = param(2, "seeds per setting", ge=1)
-    data: DataParams = param(DataParams(), "batches and evaluation sets")
-    transformer: TransformerParams = param(TransformerParams(), "the transformer")
+    data: TaskDataParams = param(TaskDataParams(), "batches and evaluation sets")
+    transformer: CharTransformerParams = param(CharTransformerParams(), "the transformer")
     optim: OptimParams = param(OptimParams(), "learning-rate grids and weight decays")
 
     def __post_init__(self) -> None:
@@ -242,235 +126,165 @@ class Experiment(Params):
                 out += [(name, lr, seed) for seed in range(self.seeds)]
         return out
 
-
-def _cnn() -> Experiment:
-    return Experiment()
-
-
-def _mlp() -> Experiment:
-    return Experiment(model="mlp")
-
-
-def _transformer() -> Experiment:
-    return Experiment(
-        model="transformer",
-        steps=800,
-        warmup=40,
-        eval_every=80,
-        data=DataParams(batch_size=32),
-        optim=OptimParams(lr_factors=(3.0, 10.0), decay_rate=-0.8),
-    )
+    def unused(self) -> list[tuple[str, str]]:
+        """``(key, what uses it)`` of the options this experiment does not use."""
+        if self.model == "transformer":
+            out = [(f"data.{k}", "the digits models") for k in ("val_fraction", "seed")]
+        else:
+            out = [
+                (key, "model = 'transformer'")
+                for key in ("data.corpus", "data.max_chars", "data.context", "data.eval_windows",
+                            "transformer.width", "transformer.layers", "transformer.heads")
+            ]  # fmt: skip
+        out += [(f"optim.{n}", f"optimizer {n!r}") for n in OPTIMIZERS if n not in self.optimizers]
+        if "smmf" not in self.optimizers:
+            out.append(("optim.decay_rate", "optimizer 'smmf'"))
+        return out
 
 
 #: ``preset`` -> the ``experiment`` defaults it stands for.
-PRESETS = {"cnn": _cnn, "mlp": _mlp, "transformer": _transformer}
+PRESETS = {
+    "cnn": Experiment,
+    "mlp": lambda: Experiment(model="mlp"),
+    "transformer": lambda: Experiment(
+        model="transformer", steps=800, warmup=40, eval_every=80,
+        data=TaskDataParams(batch_size=32),
+        optim=OptimParams(lr_factors=(3.0, 10.0), decay_rate=-0.8),
+    ),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
-class SMMFOutputParams(Params):
-    """The output file.
-
-    Attributes
-    ----------
-    path
-        Output file; empty: ``runs/smmf_{preset}.nc``.
-    """
+class SMMFOutput(OutputParams):
+    """The output file."""
 
     path: str = param("", "output file (empty: runs/smmf_{preset}.nc)")
 
 
 @dataclass(frozen=True)
 class SMMFRun(Params):
-    """Configuration of ``python -m drivers.smmf``.
-
-    Attributes
-    ----------
-    preset
-        ``"cnn"``, ``"mlp"`` or ``"transformer"``: defaults of ``experiment``.
-    experiment
-        Model, data, schedule and optimizers.
-    output
-        The output file.
-    """
+    """Configuration of ``python -m drivers.smmf``."""
 
     preset: Literal["cnn", "mlp", "transformer"] = param("cnn", "defaults of the experiment table")
     experiment: Experiment = param(Experiment(), "model, data, schedule, optimizers")
-    output: SMMFOutputParams = param(SMMFOutputParams(), "output file")
-
-    @property
-    def path(self) -> Path:
-        """The output file."""
-        return (
-            Path(self.output.path) if self.output.path else Path("runs") / f"smmf_{self.preset}.nc"
-        )
+    output: SMMFOutput = param(SMMFOutput(), "output file")
 
 
-def _task(e: Experiment) -> Any:
-    from drivers._smmf_runs import char_task, digits_task
-
-    d = e.data
+def make_task(e: Experiment) -> ModelTask:
+    """The model and data of ``e.model`` (digits or characters)."""
+    d, t = e.data, e.transformer
     if e.model == "transformer":
-        return char_task(
-            corpus=d.corpus,
-            max_chars=d.max_chars or None,
-            context=d.context,
-            batch_size=d.batch_size,
-            eval_windows=d.eval_windows,
-            width=e.transformer.width,
-            layers=e.transformer.layers,
-            heads=e.transformer.heads,
-        )
-    return digits_task(
+        return char_model_task(
+            corpus=d.corpus, max_chars=d.max_chars or None, context=d.context,
+            batch_size=d.batch_size, eval_windows=d.eval_windows,
+            width=t.width, layers=t.layers, heads=t.heads,
+        )  # fmt: skip
+    return digits_model_task(
         e.model, batch_size=d.batch_size, val_fraction=d.val_fraction, data_seed=d.seed
     )
 
 
-def _write(
-    cfg: SMMFRun,
-    comm: Any,
-    labels: Sequence[tuple[str, float, int]],
-    results: list[dict[str, Any]],
-    tensors: dict[str, Any],
-) -> None:
-    from tensorsim.io import Writer
+class SMMFSweep(Sweep):
+    """Every (optimizer, learning rate, seed) run; one record per run."""
 
-    path = cfg.path
-    if comm.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    attrs = {
-        "preset": cfg.preset,
-        "model": cfg.experiment.model,
-        "parameters": int(results[0]["parameters"]),
-    }
-    with Writer(path, record_dim="run", comm=comm, config=config_to_toml(cfg), attrs=attrs) as out:
-        out.set_coordinate("eval_step", results[0]["steps"], long_name="optimizer steps done")
-        out.set_coordinate("tensor", tensors["names"], long_name="parameter tensor")
-        for name, long_name in (
-            ("size", "entries of the tensor"),
-            ("rows", "rows n of SMMF's n x m matricization"),
-            ("cols", "columns m of SMMF's n x m matricization"),
-        ):
-            out.set_variable(f"tensor_{name}", ("tensor",), tensors[name], long_name=long_name)
-        out.set_variable(
-            "tensor_smmf_bytes",
-            ("tensor",),
-            tensors["smmf_bytes"],
-            units="B",
-            long_name="SMMF state bytes by formula (smmf_state_bytes)",
-        )
-        out.set_variable(
-            "tensor_adam_bytes",
-            ("tensor",),
-            tensors["adam_bytes"],
-            units="B",
-            long_name="Adam state bytes by formula (two moments + step counter)",
-        )
-        out.define_series("optimizer", dtype=str, long_name="optimizer")
-        out.define_series("lr", long_name="peak learning rate")
-        out.define_series("seed", dtype="int64", long_name="seed of initial weights and batches")
-        out.define_series(
-            "state_bytes", dtype="int64", units="B", long_name="optimizer state bytes, measured"
-        )
-        out.define_series(
-            "formula_bytes",
-            units="B",
-            long_name="optimizer state bytes by formula (SMMF, Adam, AdamW; NaN: none)",
-        )
-        out.define_series("step_seconds", units="s", long_name="mean wall time of one update")
-        out.define_series(
-            "diverged", dtype="int8", long_name="1: training loss turned non-finite (NaN curves)"
-        )
-        for name, long_name in CURVES.items():
-            out.define_series(name, ("eval_step",), long_name=long_name)
-        for i, ((name, lr, seed), r) in enumerate(zip(labels, results, strict=True)):
-            out.append(
-                i,
-                optimizer=name,
-                lr=lr,
-                seed=seed,
-                state_bytes=r["state_bytes"],
-                formula_bytes=r["formula_bytes"],
-                step_seconds=r["step_seconds"],
-                diverged=int(r["diverged"]),
-                **{k: r[k] for k in CURVES},
-            )
+    config = SMMFRun
+    presets = PRESETS
+    length_key = "experiment.steps"
 
+    def unused(self, cfg: SMMFRun) -> dict[str, str]:
+        """The options this run does not use (:meth:`Experiment.unused`)."""
+        e = cfg.experiment
+        setting = f"(model {e.model!r}, optimizers {list(e.optimizers)})"
+        return {key: f"used only with {why} {setting}" for key, why in e.unused()}
 
-def run(
-    cfg: SMMFRun, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
-) -> dict[str, Any]:
-    """Run every (optimizer, lr, seed) over the ranks, write the file; return the analysis."""
-    from drivers._smmf_runs import tensor_table, train_run
+    def prepare(self, cfg: SMMFRun, executor: Any) -> ModelTask:
+        """The task shared by every run (:func:`make_task`)."""
+        return make_task(cfg.experiment)
 
-    refuse_restart("drivers.smmf", restart, max_steps, "experiment.steps")
-    e = cfg.experiment
-    start = time.perf_counter()
-    task = _task(e)
-    labels = e.settings()
+    def cases(self, run: SweepRun) -> list[tuple[str, float, int]]:
+        """Every (optimizer, lr, seed)."""
+        return run.cfg.experiment.settings()
 
-    def one(label: tuple[str, float, int]) -> dict[str, Any]:
-        name, lr, seed = label
-        t0 = time.perf_counter()
-        opt = getattr(e.optim, name)
+    def cost(self, run: SweepRun, case: tuple[str, float, int]) -> float:
+        """Relative cost of the optimizer's step."""
+        return STEP_COSTS[case[0]]
+
+    def run_case(self, run: SweepRun, case: tuple[str, float, int]) -> dict[str, Any]:
+        """One training run (:func:`solvers.optimizers.train_run`)."""
+        (name, lr, seed), e, t0 = case, run.cfg.experiment, time.perf_counter()
         out = train_run(
-            task,
-            name,
-            lr,
-            seed,
-            steps=e.steps,
-            warmup=e.warmup,
-            eval_every=e.eval_every,
-            weight_decay=opt.weight_decay,
-            decay_rate=e.optim.decay_rate,
-        )
+            run.data, name, lr, seed, steps=e.steps, warmup=e.warmup, eval_every=e.eval_every,
+            weight_decay=getattr(e.optim, name).weight_decay, decay_rate=e.optim.decay_rate,
+        )  # fmt: skip
         logger.info(
             "%s lr %.0e seed %d: validation loss %.4f, accuracy %.4f; state %d B; %.1f s",
-            name,
-            lr,
-            seed,
-            out["val_loss"][-1],
-            out["val_accuracy"][-1],
-            out["state_bytes"],
-            time.perf_counter() - t0,
+            *(name, lr, seed, out["val_loss"][-1], out["val_accuracy"][-1]),
+            *(out["state_bytes"], time.perf_counter() - t0),
         )
         return out
 
-    executor = Executor(comm)
-    results = executor.map(one, labels, costs=[_COSTS[name] for name, *_ in labels])
-    _write(cfg, comm, labels, results, tensor_table(task.build(0)))
-    summary: dict[str, Any] = {"path": str(cfg.path), "wall_time": time.perf_counter() - start}
-    if comm.rank == 0:
+    def output_path(self, cfg: SMMFRun) -> Path:
+        """``output.path``, or ``runs/smmf_{preset}.nc`` when it is empty."""
+        return Path(cfg.output.path or f"runs/smmf_{cfg.preset}.nc")
+
+    def layout(self, run: SweepRun) -> Layout:
+        """Record dimension ``run``, curves over ``eval_step``, the tensor table."""
+        tensors, first = tensor_table(run.data.build(0)), run.results[0]
+        series = [
+            Var("optimizer", (), str, long_name="optimizer"),
+            Var("lr", long_name="peak learning rate"),
+            Var("seed", (), "int64", long_name="seed of initial weights and batches"),
+            Var("state_bytes", (), "int64", "B", "optimizer state bytes, measured"),
+            Var("formula_bytes", (), "float64", "B",
+                "optimizer state bytes by formula (SMMF, Adam, AdamW; NaN: none)"),
+            Var("step_seconds", (), "float64", "s", "mean wall time of one update"),
+            Var("diverged", (), "int8",
+                long_name="1: training loss turned non-finite (NaN curves)"),
+            *(Var(n, ("eval_step",), long_name=long) for n, long in CURVES.items()),
+        ]  # fmt: skip
+        variables = [
+            (Var(f"tensor_{k}", ("tensor",), units=units, long_name=long), tensors[k])
+            for k, (units, long) in TENSOR_COLUMNS.items()
+        ]
+        coords = {
+            "eval_step": (first["steps"], "optimizer steps done"),
+            "tensor": (tensors["names"], "parameter tensor"),
+        }
+        attrs = {"preset": run.cfg.preset, "model": run.cfg.experiment.model}
+        attrs["parameters"] = int(first["parameters"])
+        return Layout("run", series, coords=coords, variables=variables, attrs=attrs)
+
+    def records(self, run: SweepRun) -> list[dict[str, Any]]:
+        """The run's label and results."""
+        return [
+            {**r, "optimizer": name, "lr": lr, "seed": seed, "diverged": int(r["diverged"])}
+            for (name, lr, seed), r in zip(run.cases, run.results, strict=True)
+        ]
+
+    def finish(self, run: SweepRun) -> dict[str, Any]:
+        """On rank 0, the findings of :func:`analysis.smmf.analyse`."""
+        if run.comm.rank != 0:
+            return {}
         from tensorsim.io import open_run
 
-        summary.update(analyse(open_run(cfg.path)[0]))
-    return summary
+        return analyse(open_run(run.path)[0])
+
+    def describe(self, cfg: SMMFRun, n_ranks: int) -> str:
+        """Model, runs, steps."""
+        e = cfg.experiment
+        return (
+            f"{cfg.preset}: {e.model}, {len(e.settings())} runs (optimizer x lr x seed) of "
+            f"{e.steps} steps on {n_ranks} rank(s)"
+        )
+
+    def summarize(self, summary: Mapping[str, Any]) -> str:
+        """Times and file, then one line per optimizer and SMMF against Adam."""
+        return "\n".join([super().summarize(summary), *summary_lines(summary)])
+
+    plots = staticmethod(plots)
 
 
-def _describe(cfg: SMMFRun, n_ranks: int) -> str:
-    e = cfg.experiment
-    return (
-        f"{cfg.preset}: {e.model}, {len(e.settings())} runs (optimizer x lr x seed) of "
-        f"{e.steps} steps on {n_ranks} rank(s)"
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
-    """Command-line entry point; returns the run summary (None for ``plot``)."""
-    return run_command_line(
-        argv,
-        config_cls=SMMFRun,
-        prog="python -m drivers.smmf",
-        description=__doc__.split("\n")[0],
-        load=lambda args: load_with_preset(
-            SMMFRun, args.config, args.set, PRESETS, table="experiment"
-        ),
-        run=run,
-        plot=plot,
-        describe=_describe,
-        summarize=summarize,
-        logger=logger,
-    )
-
+main = Driver("smmf", __doc__, SMMFSweep()).main
 
 if __name__ == "__main__":
     main()

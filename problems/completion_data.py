@@ -3,15 +3,21 @@
 - :func:`synthetic_completion`: a nonlinear function of a random low-rank CP tensor plus
   Gaussian noise, observed at a random fraction (default 4 %) of its cells, uniformly or with
   Zipf-skewed entity popularity;
-- :func:`il2_tensor`: TensorLy's bundled IL-2 signaling tensor (13 ligands x 4 times x 12
-  doses x 8 cell types) with its 192 naturally missing (NaN) cells left unobserved;
+- :func:`il2_tensor`: the IL-2 signaling tensor bundled with TensorLy (13 ligands x 4 times
+  x 12 doses x 8 cell types), shipped in ``data/il2.npz``, with its 192 naturally missing
+  (NaN) cells left unobserved;
 - :func:`load_tensor`: a tab-separated (``.tensor``, ``.tsv``, ``.txt``) or HDF5 (``.h5``,
-  ``.hdf5``) file (:mod:`tensorsim.io.sparse`).
+  ``.hdf5``) file (:mod:`tensorsim.io.sparse`);
+- :class:`DataParams` and :func:`load_data`: one of the three, optionally subsampled, with
+  attributes describing it (the ``data`` table of ``drivers.dain``); :func:`sized_data`: the
+  generator of a :class:`DataParams` on a cube holding a given number of observed cells.
 
 References
 ----------
-arXiv 2108.10248 (DAIN; synthetic and file-based benchmarks). TensorLy's
-``tensorly.datasets.load_IL2data`` (Tan et al., Cell Systems 2021).
+arXiv 2108.10248 (DAIN; synthetic and file-based benchmarks). The IL-2 tensor: B.
+Orcutt-Jahns, P. C. Emmel, E. M. Snyder, C. Posner, S. M. Carlson, A. S. Meyer,
+"Multivalency enhances the specificity of Fc-cytokine fusions", bioRxiv (2021), as bundled
+by TensorLy (``tensorly.datasets.load_IL2data``; origin and licence in ``data/README.md``).
 """
 
 from __future__ import annotations
@@ -22,16 +28,23 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
+from problems.shipped_data import load_arrays
+from tensorsim.config import Params, param
 from tensorsim.io.sparse import SparseTensor, read_hdf5, read_tsv, sparse_tensor
 
 __all__ = [
+    "GENERATOR_FIELDS",
+    "DataParams",
     "SyntheticCompletion",
     "il2_tensor",
+    "load_data",
     "load_tensor",
     "shape_for",
+    "sized_data",
     "synthetic_completion",
     "synthetic_values",
 ]
@@ -178,23 +191,24 @@ def synthetic_completion(
 
 
 def il2_tensor() -> tuple[SparseTensor, np.ndarray]:
-    """TensorLy's IL-2 tensor: its observed cells and the indices of its missing cells.
+    """The IL-2 tensor (``data/il2.npz``): its observed cells and the indices of its missing cells.
+
+    The array is TensorLy's ``load_IL2data().tensor``, bit for bit (written by
+    ``tools/make_data.py``); TensorLy is not needed at run time.
 
     Returns
     -------
     tensor : SparseTensor
         The non-NaN cells of the ``(13, 4, 12, 8)`` tensor (ligands, times, doses, cells).
     missing : numpy.ndarray
-        ``(n_missing, 4)`` indices of the NaN cells (192 in tensorly 0.10).
+        ``(n_missing, 4)`` indices of the NaN cells (192).
 
     Raises
     ------
-    ImportError
-        If tensorly is not installed (the ``bench`` extra).
+    FileNotFoundError
+        If ``data/il2.npz`` is missing (regenerate it with ``python tools/make_data.py``).
     """
-    from tensorly.datasets import load_IL2data
-
-    dense = np.asarray(load_IL2data().tensor, dtype=np.float64)
+    dense = np.asarray(load_arrays("il2.npz", ("tensor",))["tensor"], dtype=np.float64)
     observed = np.isfinite(dense)
     indices = np.argwhere(observed).astype(np.int64)
     tensor = sparse_tensor(indices, dense[observed], dense.shape, name="IL2")
@@ -212,3 +226,117 @@ def load_tensor(path: str | os.PathLike[str], shape: Sequence[int] | None = None
             raise ValueError(f"shape: {tuple(shape)} differs from the file's {tensor.shape}")
         return tensor
     return read_tsv(p, shape)
+
+
+#: The fields of :class:`DataParams` that only the generator (``source = "synthetic"``) reads.
+GENERATOR_FIELDS = ("shape", "rank", "density", "noise", "skew")
+
+
+@dataclass(frozen=True)
+class DataParams(Params):
+    """The tensor of a completion experiment (:func:`load_data`).
+
+    Attributes
+    ----------
+    source
+        ``synthetic`` (:func:`synthetic_completion`), ``il2`` (:func:`il2_tensor`) or
+        ``file`` (:func:`load_tensor`).
+    path
+        The tensor file (``source = "file"``): tab-separated, or HDF5 for ``.h5``.
+    shape, rank, density, noise, skew
+        Generator: full shape, CP rank of the latent tensor, observed fraction, noise
+        standard deviation, Zipf exponent of entity popularity (0: uniform).
+    seed
+        Generator: seed of the tensor (the runs' seeds split it), and of ``subsample``.
+    subsample
+        Fraction of the observed cells kept (the others are dropped before the split and
+        count as unobserved): IL-2 is 96 % observed, too dense to augment.
+    test, val
+        Test fraction of the cells, and validation fraction of the rest.
+    """
+
+    source: Literal["synthetic", "il2", "file"] = param("synthetic", "synthetic, il2 or file")
+    path: str = param("", "tensor file (source = file)")
+    shape: tuple[int, ...] = param((60, 60, 60), "generator: full shape", ge=1)
+    rank: int = param(3, "generator: CP rank", ge=1)
+    density: float = param(0.04, "generator: observed fraction", gt=0, le=1)
+    noise: float = param(0.1, "generator: noise standard deviation", ge=0)
+    skew: float = param(0.0, "generator: Zipf exponent of entity popularity", ge=0)
+    seed: int = param(0, "generator: seed of the tensor", ge=0)
+    subsample: float = param(1.0, "fraction of the observed cells kept", gt=0, le=1)
+    test: float = param(0.1, "test fraction", gt=0, lt=1)
+    val: float = param(0.2, "validation fraction of the non-test cells", gt=0, lt=1)
+
+    def unused(self) -> dict[str, str]:
+        """The fields that :func:`load_data` does not read with this ``source``, and why."""
+        out = {}
+        if self.source != "file":
+            out["path"] = f"read with source = 'file' only, not {self.source!r}"
+        if self.source != "synthetic":
+            why = f"a generator setting, unused with source = {self.source!r}"
+            out.update(dict.fromkeys(GENERATOR_FIELDS, why))
+            if self.subsample == 1:
+                out["seed"] = f"{why} and subsample = 1"
+        return out
+
+
+def load_data(data: DataParams) -> tuple[SparseTensor, dict[str, Any]]:
+    """The observed cells of ``data`` and attributes describing them.
+
+    The cells of ``source`` (generated with ``data.seed``, the IL-2 tensor, or a file) are
+    kept with probability ``data.subsample`` (draws seeded by ``(data.seed, 1)``).
+
+    Returns
+    -------
+    tensor : SparseTensor
+        The observed cells.
+    attrs : dict
+        ``source``, ``subsample``, ``shape``, ``observed_cells``, ``density`` and per source
+        ``noise``, ``latent_rank``, ``skew`` (generator), ``missing_cells`` (IL-2) or
+        ``file``.
+    """
+    if not isinstance(data, DataParams):
+        raise TypeError(f"data: expected DataParams, got {type(data).__name__}")
+    if data.source == "synthetic":
+        tensor = synthetic_completion(
+            data.shape,
+            rank=data.rank,
+            density=data.density,
+            noise=data.noise,
+            skew=data.skew,
+            seed=data.seed,
+        ).tensor
+        attrs: dict[str, Any] = {"noise": data.noise, "latent_rank": data.rank, "skew": data.skew}
+    elif data.source == "il2":
+        tensor, missing = il2_tensor()
+        attrs = {"missing_cells": int(missing.shape[0])}
+    else:
+        tensor = load_tensor(data.path)
+        attrs = {"file": data.path}
+    if data.subsample < 1:
+        keep = np.random.default_rng([data.seed, 1]).random(tensor.nnz) < data.subsample
+        tensor = tensor.subset(keep)
+    return tensor, {
+        "source": data.source,
+        "subsample": data.subsample,
+        "shape": list(tensor.shape),
+        "observed_cells": tensor.nnz,
+        "density": tensor.density,
+        **attrs,
+    }
+
+
+def sized_data(data: DataParams, n_cells: int, density: float) -> SparseTensor:
+    """The generator of ``data`` on the cube of :func:`shape_for` with ``n_cells`` observed cells.
+
+    :func:`synthetic_completion` with the rank, noise, skew and seed of ``data`` on the shape
+    ``shape_for(n_cells, density)``, observed at the fraction ``n_cells / size`` (the shape and
+    density of ``data`` are not used), so that exactly ``n_cells`` cells are observed.
+    """
+    if not isinstance(data, DataParams):
+        raise TypeError(f"data: expected DataParams, got {type(data).__name__}")
+    shape = shape_for(n_cells, density)
+    return synthetic_completion(
+        shape, rank=data.rank, density=n_cells / np.prod(shape), noise=data.noise,
+        skew=data.skew, seed=data.seed,
+    ).tensor  # fmt: skip

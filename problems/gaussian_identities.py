@@ -26,7 +26,9 @@ unseen poses, each seen from ``test_views`` azimuths. One more identity (index
 identity.
 
 Problems are declarative: NumPy data from a seed; :func:`render` (torch, through
-:mod:`tensorsim.nn.splat`) turns raw parameters, a pose and a view into an image.
+:mod:`tensorsim.nn.splat`) turns raw parameters, a pose and a view into an image, and
+:func:`make_data` renders every ground-truth image of a problem once (:class:`Data`, with the
+PSNR of a model's identities on them: the data the training of :mod:`solvers.migs` gets).
 
 References
 ----------
@@ -37,6 +39,7 @@ Decomposition", arXiv 2407.07284 (ECCV 2024).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +48,12 @@ import numpy as np
 from tensorsim.config import ConfigError, Params, param
 
 __all__ = [
+    "Data",
     "GaussianIdentities",
     "GaussianIdentitiesParams",
     "camera",
     "initial_params",
+    "make_data",
     "make_problem",
     "psnr",
     "render",
@@ -370,3 +375,83 @@ def psnr(image: Any, reference: Any) -> float:
         raise ValueError(f"image: expected shape {b.shape} like reference, got {a.shape}")
     mse = float(np.mean((a - b) ** 2))
     return math.inf if mse == 0 else -10.0 * math.log10(mse)
+
+
+@dataclass
+class Data:
+    """Ground-truth renders of a problem (float64 torch tensors) and its evaluations.
+
+    Attributes
+    ----------
+    problem
+        The problem.
+    cameras
+        One :class:`tensorsim.nn.splat.Camera` per view.
+    train
+        Training images (n_train, H, W, 3), rows of ``problem.train``.
+    test
+        Test images (n_identities + 1, n_test, H, W, 3) (the last identity is the unseen one).
+    unseen_train
+        The unseen identity's one observed image (H, W, 3).
+    """
+
+    problem: GaussianIdentities
+    cameras: list[Any]
+    train: Any
+    test: Any
+    unseen_train: Any
+
+    def image(self, params: Any, pose: int, view: int) -> Any:
+        """Render raw parameters (N_g, 14) in ``pose`` from ``view``."""
+        return render(self.problem, params, int(pose), int(view), cam=self.cameras[int(view)])
+
+    def test_psnr(self, params: Any, identity: int) -> float:
+        """Mean PSNR over the test images of ``identity``."""
+        values = [
+            psnr(self.image(params, pose, view).numpy(), self.test[identity, k].numpy())
+            for k, (pose, view) in enumerate(self.problem.test)
+        ]
+        return float(np.mean(values))
+
+    def train_psnr(self, identity_params: Callable[[int], Any]) -> float:
+        """Mean PSNR over the training images; ``identity_params(i)``: identity i's parameters."""
+        return float(
+            np.mean(
+                [
+                    psnr(
+                        self.image(identity_params(int(i)), p, v).numpy(),
+                        self.train[k].numpy(),
+                    )
+                    for k, (i, p, v) in enumerate(self.problem.train)
+                ]
+            )
+        )
+
+    def unseen_train_psnr(self, params: Any) -> float:
+        """PSNR of the unseen identity's parameters on its one observed image."""
+        pose, view = self.problem.unseen_train
+        return psnr(self.image(params, pose, view).numpy(), self.unseen_train.numpy())
+
+    def initial_params(self, rng: np.random.Generator) -> np.ndarray:
+        """The models' starting point (:func:`initial_params`)."""
+        return initial_params(self.problem, rng)
+
+
+def make_data(problem: GaussianIdentities) -> Data:
+    """Render every ground-truth image of ``problem`` (training, test, the unseen identity's)."""
+    import torch
+
+    cams = [camera(problem, v) for v in range(problem.views.shape[0])]
+    truth = torch.as_tensor(problem.truth)
+    with torch.no_grad():
+        data = Data(problem, cams, torch.empty(0), torch.empty(0), torch.empty(0))
+        train = torch.stack([data.image(truth[i], p, v) for i, p, v in problem.train])
+        test = torch.stack(
+            [
+                torch.stack([data.image(truth[i], p, v) for p, v in problem.test])
+                for i in range(truth.shape[0])
+            ]
+        )
+        unseen = data.image(truth[problem.unseen], *problem.unseen_train)
+    data.train, data.test, data.unseen_train = train, test, unseen
+    return data

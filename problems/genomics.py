@@ -15,9 +15,9 @@ The data side of PANTHER (Luo & Mao, arXiv 2012.08580):
   variants both in ``g`` and in ``p``, with ``min(pathway count, gene count)``;
 - :func:`synthetic_cohort` draws a cohort with planted pathway groups (one per class) for
   tests and the acceptance run, :mod:`problems.genomics_files` reads and writes the
-  documented three-table file format, :func:`serology_data` loads TensorLy's bundled
-  COVID-19 serology tensor (a real-data smoke case of the same "factorize, then classify
-  the sample factor" pipeline);
+  documented three-table file format, :func:`serology_data` loads the COVID-19 serology
+  tensor bundled with TensorLy, shipped in ``data/serology.npz`` (a real-data smoke case of
+  the same "factorize, then classify the sample factor" pipeline);
 - :func:`stratified_split` draws the train / validation / test split per class.
 
 File format (:mod:`problems.genomics_files`), comma-separated with a header line
@@ -50,11 +50,13 @@ from typing import Literal
 
 import numpy as np
 
+from problems.shipped_data import load_arrays
 from tensorsim.config import ConfigError, Params, param
 
 __all__ = [
     "FILLS",
     "Cohort",
+    "FilterParams",
     "PatientTensor",
     "SyntheticCohortParams",
     "build_tensor",
@@ -437,6 +439,25 @@ def filter_pathways(membership: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~drop)
 
 
+@dataclass(frozen=True)
+class FilterParams(Params):
+    """PANTHER's cohort filters (the options of :func:`filter_cohort`).
+
+    Attributes
+    ----------
+    min_gene_fraction
+        Keep genes mutated in at least this fraction of the patients.
+    min_patient_genes
+        Keep patients with at least this many kept genes mutated.
+    subisomorphism
+        Drop pathways nested in (or equal to) others.
+    """
+
+    min_gene_fraction: float = param(0.05, "genes: fraction of patients mutated", ge=0.0, le=1.0)
+    min_patient_genes: int = param(10, "patients: mutated kept genes", ge=0)
+    subisomorphism: bool = param(True, "drop nested and duplicate pathways")
+
+
 def filter_cohort(
     cohort: Cohort,
     *,
@@ -652,30 +673,28 @@ def stratified_split(
 
 
 def serology_data(*, transform: Literal["shift", "exp"] = "shift") -> PatientTensor:
-    """TensorLy's bundled COVID-19 serology tensor as a nonnegative :class:`PatientTensor`.
+    """The COVID-19 serology tensor (``data/serology.npz``) as a nonnegative ``PatientTensor``.
 
     438 samples x 6 antigens x 11 receptors, 5 classes (Negative, Mild, Moderate, Severe,
     Deceased); no confounders. The values are log-scale (negative ones occur), so they are
     made nonnegative by subtracting the minimum (``"shift"``) or by ``exp`` (``"exp"``).
-    Needs the ``tensorly`` package (no download: the data ship inside it).
+    The file holds TensorLy's ``load_covid19_serology()`` tensor and ticks, bit for bit
+    (written by ``tools/make_data.py``); TensorLy is not needed at run time.
 
     Raises
     ------
-    ImportError
-        If tensorly is not installed.
+    FileNotFoundError
+        If ``data/serology.npz`` is missing (regenerate it with ``python tools/make_data.py``).
     ValueError
         An unknown ``transform``.
     """
     if transform not in ("shift", "exp"):
         raise ValueError(f"transform: expected 'shift' or 'exp', got {transform!r}")
-    try:
-        from tensorly.datasets import load_covid19_serology
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("serology_data needs tensorly (pip install tensorly)") from exc
-    bunch = load_covid19_serology()
-    x = np.asarray(bunch.tensor, dtype=np.float64)
+    keys = ("tensor", "ticks_samples", "ticks_antigens", "ticks_receptors")
+    arrays = load_arrays("serology.npz", keys)
+    x = np.asarray(arrays["tensor"], dtype=np.float64)
     x = x - x.min() if transform == "shift" else np.exp(x)
-    raw = [str(v) for v in bunch.ticks[0]]
+    raw = [str(v) for v in arrays["ticks_samples"]]
     order = ("Negative", "Mild", "Moderate", "Severe", "Deceased")
     classes = tuple([c for c in order if c in raw] + sorted(set(raw) - set(order)))
     labels = np.asarray([classes.index(v) for v in raw], dtype=np.int64)
@@ -687,5 +706,5 @@ def serology_data(*, transform: Literal["shift", "exp"] = "shift") -> PatientTen
         confounder_names=(),
         sample_ids=tuple(f"s{i:03d}" for i in range(x.shape[0])),
         mode_names=("sample", "antigen", "receptor"),
-        ticks=(tuple(map(str, bunch.ticks[1])), tuple(map(str, bunch.ticks[2]))),
+        ticks=tuple(tuple(map(str, arrays[k])) for k in keys[2:]),
     )

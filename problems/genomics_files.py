@@ -1,8 +1,10 @@
 """PANTHER cohorts on disk: three CSV tables (counts, pathway memberships, samples).
 
-The file format of :func:`read_cohort` and :func:`write_cohort` for real cohorts; the data
-model (:class:`problems.genomics.Cohort`) and the tensor built from it are in
-:mod:`problems.genomics` (arXiv 2012.08580).
+The file format of :func:`read_cohort` and :func:`write_cohort` for real cohorts
+(:class:`FilesParams` names the three tables); the data model
+(:class:`problems.genomics.Cohort`) and the tensor built from it are in
+:mod:`problems.genomics` (arXiv 2012.08580). :func:`patient_data` makes the tensor of one
+PANTHER run from any source: a synthetic cohort, the tables, or the serology tensor.
 """
 
 from __future__ import annotations
@@ -11,16 +13,46 @@ import csv
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from problems.genomics import Cohort
+from problems.genomics import (
+    Cohort,
+    FilterParams,
+    PatientTensor,
+    Seed,
+    SyntheticCohortParams,
+    cohort_tensor,
+    filter_cohort,
+    serology_data,
+    synthetic_cohort,
+)
+from tensorsim.config import Params, param
 
-__all__ = ["read_cohort", "write_cohort"]
+__all__ = ["FilesParams", "patient_data", "read_cohort", "write_cohort"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FilesParams(Params):
+    """A cohort on disk (the arguments of :func:`read_cohort`).
+
+    Attributes
+    ----------
+    counts, membership, samples
+        Paths of the three tables.
+    unknown_genes
+        Membership rows with genes absent from the counts table: ``"error"`` or ``"drop"``.
+    """
+
+    counts: str = param("", "counts table: patient,gene,count")
+    membership: str = param("", "membership table: pathway,gene")
+    samples: str = param("", "samples table: patient,label[,confounders...]")
+    unknown_genes: Literal["error", "drop"] = param("error", "membership genes without counts")
 
 
 def _reader(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -204,3 +236,69 @@ def write_cohort(cohort: Cohort, directory: str | Path) -> tuple[Path, Path, Pat
             conf = [repr(float(v)) for v in cohort.confounders[n]]
             w.writerow([pid, cohort.class_names[cohort.labels[n]], *conf])
     return paths
+
+
+def patient_data(
+    source: Literal["synthetic", "serology", "files"],
+    *,
+    fill: Literal["knowledge", "co2"] = "co2",
+    cohort: SyntheticCohortParams | None = None,
+    files: FilesParams | None = None,
+    filters: FilterParams | None = None,
+    rng: Seed | Sequence[int] = None,
+) -> tuple[PatientTensor, np.ndarray | None, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The tensor of one PANTHER run, its raw baseline features and the unfiltered names.
+
+    A cohort (synthetic, drawn with ``rng``, or read from ``files``) goes through
+    :func:`problems.genomics.filter_cohort` with ``filters`` and becomes the tensor with
+    ``fill``; the serology tensor (:func:`problems.genomics.serology_data`) is used as it is
+    (``fill``, ``filters`` and ``rng`` are then ignored).
+
+    Parameters
+    ----------
+    source
+        ``"synthetic"``, ``"serology"`` or ``"files"``.
+    fill
+        Tensor fill of a cohort (:data:`problems.genomics.FILLS`).
+    cohort
+        The synthetic cohort (default :class:`SyntheticCohortParams()`).
+    files
+        The tables (needed for ``source="files"``).
+    filters
+        The cohort filters (default :class:`FilterParams()`).
+    rng
+        Seed of the synthetic cohort.
+
+    Returns
+    -------
+    data, raw, names
+        The :class:`PatientTensor`; the filtered patient x gene counts (None for the
+        serology tensor); the mode-1 and mode-2 names before filtering.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``source``, or ``source="files"`` without ``files``.
+    """
+    if source == "serology":
+        data = serology_data()
+        return data, None, data.ticks
+    if source == "synthetic":
+        cohort_ = synthetic_cohort(cohort or SyntheticCohortParams(), rng=rng)
+    elif source == "files":
+        if files is None:
+            raise ValueError("files: source='files' needs the FilesParams of the three tables")
+        cohort_ = read_cohort(
+            files.counts, files.membership, files.samples, unknown_genes=files.unknown_genes
+        )
+    else:
+        raise ValueError(f"source: expected 'synthetic', 'serology' or 'files', got {source!r}")
+    full = (cohort_.pathway_names, cohort_.gene_names)
+    p = filters or FilterParams()
+    cohort_ = filter_cohort(
+        cohort_,
+        min_gene_fraction=p.min_gene_fraction,
+        min_patient_genes=p.min_patient_genes,
+        subisomorphism=p.subisomorphism,
+    )
+    return cohort_tensor(cohort_, fill=fill), cohort_.counts, full

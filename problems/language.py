@@ -16,27 +16,45 @@ embedding. Tabs become spaces; every other character outside the vocabulary beco
 A synthetic associative-recall task (:class:`RecallTask`, :func:`recall_batch`: key-value
 pairs, then a query key whose value the model must give) has its own small vocabulary.
 
-Problems are declarative: this module builds data and imports neither MPI nor torch.
+Training tasks on torch tensors: :func:`char_model_task` (next-character prediction with
+:func:`tensorsim.nn.models.small.build_char_transformer`, a
+:class:`problems.adaptation.ModelTask`) and :func:`lm_data` (the batches and validation set
+of a decoder language model on the characters or the recall task, :class:`LMDataParams`).
+
+Problems are declarative: this module builds data and imports neither MPI nor torch (the
+window helpers that return torch tensors import it when called).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from tensorsim.config import ConfigError, Params, param
+
+if TYPE_CHECKING:
+    from problems.adaptation import ModelTask
+
 __all__ = [
+    "spaced_windows",
+    "windows",
     "CORPORA",
     "IGNORE_INDEX",
     "SOURCE_MODULES",
     "VOCAB",
     "CharCorpus",
+    "LMDataParams",
     "RecallTask",
+    "char_model_task",
     "decode",
     "encode",
+    "lm_data",
     "load_corpus",
     "recall_batch",
     "sample_batch",
@@ -298,3 +316,150 @@ def recall_batch(
     targets = np.full_like(inputs, IGNORE_INDEX)
     targets[:, -1] = values[rows, which]
     return inputs, targets
+
+
+def windows(ids: np.ndarray, starts: np.ndarray, length: int) -> tuple[Any, Any]:
+    """Windows of ``length`` tokens of ``ids`` at ``starts`` and their next-token targets.
+
+    Returns torch int64 tensors ``(inputs, targets)`` of shape ``(len(starts), length)``.
+    """
+    import torch
+
+    tokens = torch.from_numpy(ids[starts[:, None] + np.arange(length + 1)])
+    return tokens[:, :-1], tokens[:, 1:]
+
+
+def spaced_windows(ids: np.ndarray, length: int, count: int) -> tuple[Any, Any]:
+    """``count`` evenly spaced windows of ``ids`` (an evaluation set)."""
+    starts = np.linspace(0, ids.size - length - 1, count).astype(np.int64)
+    return windows(ids, starts, length)
+
+
+# ----------------------------------------------------------------------------- training tasks
+
+
+def char_model_task(
+    *,
+    corpus: str,
+    max_chars: int | None,
+    context: int,
+    batch_size: int,
+    eval_windows: int,
+    width: int,
+    layers: int,
+    heads: int,
+) -> ModelTask:
+    """Next-character prediction on an offline corpus (:func:`load_corpus`).
+
+    Training windows of ``context`` characters are drawn at random from the training text
+    (generator seeded ``[seed, step]``); validation and test are ``eval_windows`` evenly
+    spaced windows from the first and the second half of the held-out tail (the last 10% of
+    the text). The model is :func:`tensorsim.nn.models.small.build_char_transformer`
+    (``width``, ``layers``, ``heads``).
+
+    Raises
+    ------
+    ValueError
+        If a held-out half is shorter than a window (naming ``max_chars``).
+    """
+    import torch
+
+    from problems.adaptation import ModelTask
+    from tensorsim.nn.models.small import build_char_transformer
+
+    text = load_corpus(corpus, max_chars=max_chars)
+    half = text.val.size // 2
+    data = {}
+    for split, ids in (("val", text.val[:half]), ("test", text.val[half:])):
+        if ids.size < context + 1:
+            raise ValueError(
+                f"max_chars: the held-out {split} text ({ids.size} characters) is shorter "
+                f"than a window of context={context} + 1"
+            )
+        data[split] = spaced_windows(ids, context, eval_windows)
+    train = text.train
+
+    def sample(seed: int, step: int) -> tuple[Any, Any]:
+        x, y = sample_batch(train, batch_size, context, np.random.default_rng([seed, step]))
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def build(seed: int) -> Any:
+        return build_char_transformer(
+            len(VOCAB), context, width=width, layers=layers, heads=heads, seed=seed
+        )
+
+    return ModelTask(data, sample, build)
+
+
+@dataclass(frozen=True)
+class LMDataParams(Params):
+    """Batches and the validation set of a language model (:func:`lm_data`).
+
+    Attributes
+    ----------
+    corpus
+        ``chars``: :data:`CORPORA` entry.
+    seq_len
+        ``chars``: characters per window (``recall``: set by the pairs).
+    batch_size
+        Sequences per step.
+    eval_size
+        Validation windows (``chars``) or sequences (``recall``).
+    max_chars
+        ``chars``: keep only the first this many characters of the corpus (0: all).
+    n_keys, n_values, n_pairs
+        ``recall``: key and value vocabularies, pairs per sequence.
+    seed
+        Seed of the weights, the batches and the recall validation set.
+    """
+
+    corpus: Literal["python_docs", "python_source"] = param("python_docs", "chars: corpus")
+    seq_len: int = param(64, "chars: characters per window", ge=2)
+    batch_size: int = param(16, "sequences per step", ge=1)
+    eval_size: int = param(64, "validation windows or sequences", ge=1)
+    max_chars: int = param(0, "chars: corpus prefix (0: all)", ge=0)
+    n_keys: int = param(16, "recall: key tokens", ge=1)
+    n_values: int = param(16, "recall: value tokens", ge=1)
+    n_pairs: int = param(8, "recall: key-value pairs per sequence", ge=1)
+    seed: int = param(0, "seed of weights, batches and validation set", ge=0)
+
+
+def lm_data(task: str, d: LMDataParams) -> tuple[int, Callable[[int], Any], tuple[Any, Any]]:
+    """Vocabulary size, ``batches(step)`` and the validation ``(inputs, targets)``.
+
+    ``task = "chars"``: random windows of ``d.seq_len`` characters of ``d.corpus`` (the
+    first ``d.max_chars``), validation on ``d.eval_size`` evenly spaced windows of the
+    held-out tail; ``"recall"``: :func:`recall_batch` sequences. The batch of a step comes
+    from a generator seeded ``[d.seed, step]``, the recall validation set from
+    ``[d.seed, 2**30]``. Torch int64 tensors.
+
+    Raises
+    ------
+    ConfigError
+        If a corpus split is shorter than a window (naming ``data.max_chars``).
+    """
+    import torch
+
+    if task == "recall":
+        recall = RecallTask(d.n_keys, d.n_values, d.n_pairs)
+
+        def recall_batches(step: int) -> Any:
+            x, y = recall_batch(recall, d.batch_size, np.random.default_rng([d.seed, step]))
+            return torch.from_numpy(x), torch.from_numpy(y)
+
+        x, y = recall_batch(recall, d.eval_size, np.random.default_rng([d.seed, 1 << 30]))
+        return recall.vocab_size, recall_batches, (torch.from_numpy(x), torch.from_numpy(y))
+    if task != "chars":
+        raise ValueError(f"task: expected 'chars' or 'recall', got {task!r}")
+    corpus = load_corpus(d.corpus, max_chars=d.max_chars or None)
+    n = d.seq_len
+    if corpus.val.size < n + 1 or corpus.train.size < n + 1:
+        raise ConfigError(
+            f"config key 'data.max_chars': the corpus split is shorter than data.seq_len={n}"
+        )
+
+    def chars(step: int) -> Any:
+        x, y = sample_batch(corpus.train, d.batch_size, n, np.random.default_rng([d.seed, step]))
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return corpus.vocab_size, chars, spaced_windows(corpus.val, n, d.eval_size)

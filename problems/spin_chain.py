@@ -28,6 +28,7 @@ Problems are declarative: this module builds data and imports neither MPI, HDF5 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 
-from tensorsim.config import Params, param
+from tensorsim.config import ConfigError, Params, param
 from tensorsim.ttn import Tree
 from tensorsim.ttn.operator import SumOfProducts
 
@@ -86,11 +87,20 @@ Model = Literal["long_range_ising", "tfim", "xxz"]
 TreeKind = Literal["balanced_binary", "caterpillar"]
 
 
+#: The couplings each model uses.
+COUPLINGS = {
+    "long_range_ising": ("omega", "delta", "nu", "alpha"),
+    "tfim": ("j", "g"),
+    "xxz": ("j", "jz", "hz"),
+}
+
+
 @dataclass(frozen=True)
 class SpinChainParams(Params):
     """A spin-1/2 chain: model, size, tree, couplings and initial product state.
 
-    Only the couplings of the selected ``model`` are used; the others are ignored.
+    Only the couplings of the selected ``model`` are used (:data:`COUPLINGS`); giving
+    another model's coupling a value other than its default is refused.
 
     Attributes
     ----------
@@ -136,6 +146,16 @@ class SpinChainParams(Params):
     jz: float = param(1.0, "XXZ: anisotropy jz (J jz Z_i Z_i+1)")
     hz: float = param(0.0, "XXZ: longitudinal field hz (hz Z_i)")
     initial: Literal["up", "neel"] = param("up", "initial product state: up or neel")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for f in dataclasses.fields(self):
+            owners = [m for m, names in COUPLINGS.items() if f.name in names]
+            if owners and self.model not in owners and getattr(self, f.name) != f.default:
+                raise ConfigError(
+                    f"config key {f.name!r}: a coupling of model {' or '.join(map(repr, owners))}"
+                    f", not of model {self.model!r}"
+                )
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,6 +40,7 @@ from problems.radiative_transfer import (
     TransportParams,
     collision_terms,
     density,
+    full_rank_solve,
     initial_moments,
     mass_weights,
     site_dims,
@@ -58,6 +59,7 @@ __all__ = [
     "initial_vectors",
     "interpolated_density",
     "quadrature",
+    "reference_statistics",
     "uq_mass_weights",
     "uq_operator",
     "uq_sites",
@@ -103,7 +105,8 @@ class UQParams(Params):
         ):
             if mean - abs(a) - abs(b) < 0:
                 raise ValueError(
-                    f"{name}: {mean} + {a} xi + {b} eta is negative for some xi, eta in "
+                    f"{name}_xi, {name}_eta: {name} = {mean} + {a} xi + {b} eta is negative "
+                    "for some xi, eta in "
                     "[-1, 1]; cross sections must be >= 0"
                 )
 
@@ -289,6 +292,36 @@ def collocation_reference(
         mean += p_xi[i] * p_eta[j] * rho
         second += p_xi[i] * p_eta[j] * rho**2
     return mean, second - mean**2
+
+
+def reference_statistics(
+    params: UQParams,
+    nodes: int = 0,
+    map_points: Callable[..., list[Any]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected value and variance of the density at ``t_end``, full-rank collocation.
+
+    :func:`collocation_reference` with full-rank RK4 solves
+    (:func:`problems.radiative_transfer.full_rank_solve`): ``nodes`` solves at Chebyshev
+    points in ``sigma_s`` (:func:`interpolated_density`), or one solve per collocation point
+    when ``nodes`` is 0 or not fewer than the points.
+
+    Parameters
+    ----------
+    params
+        The problem.
+    nodes
+        Full-rank solves of the interpolated reference (0: one per collocation point).
+    map_points
+        As in :func:`collocation_reference` (e.g. an executor's ``map``).
+    """
+    points = params.nodes_xi * params.nodes_eta
+    return collocation_reference(
+        params,
+        lambda point: full_rank_solve(point)[-1],
+        map_points,
+        sigma_s_nodes=nodes if 0 < nodes < points else None,
+    )
 
 
 def interpolated_density(

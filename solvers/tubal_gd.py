@@ -31,10 +31,13 @@ from types import ModuleType
 
 from tensorsim import t_fft, t_ifft
 from tensorsim._array_api import Array, array_namespace, device, real_dtype, to_float
+from tensorsim.config import Params, param
 
 __all__ = [
     "DIVERGENCE_FACTOR",
     "GDMonitor",
+    "GDParams",
+    "MONITORS",
     "GDResult",
     "SymmetricSensing",
     "loss_and_gradient",
@@ -46,6 +49,45 @@ logger = logging.getLogger(__name__)
 #: Gradient descent stops with an error when the loss exceeds its initial value (or
 #: ``||y||^2 / 2``, if larger) this many times.
 DIVERGENCE_FACTOR = 1e3
+
+#: Monitored scalars stored per (setting, trial, iteration): name -> long name.
+MONITORS = {
+    "loss": "f(U_t) = ||A(X_t) - y||^2 / 2",
+    "train_error": "||A(X_t) - y|| / ||y||",
+    "test_error": "||X_t - X*||_F / ||X*||_F",
+    "tube_error": "relative error of the r*-th singular tube of U_t",
+    "angle_power": "sine of the largest tubal principal angle to the top-r* subspace of A*(y)",
+    "angle_truth": "sine of the largest tubal principal angle to the subspace of X*",
+    "tubal_rank": "number of singular tubes of U_t above rank_rtol times the largest",
+}
+
+
+@dataclass(frozen=True)
+class GDParams(Params):
+    """The factorization and its gradient descent (the options of :func:`tubal_gd`).
+
+    Attributes
+    ----------
+    width
+        Width ``R`` of the factor ``U`` (``n x R x k``), at least ``r*``.
+    alpha
+        Initialization scale: ``U_0 = alpha / sqrt(R) G``.
+    step
+        Step size ``mu``.
+    iterations
+        Number of gradient steps.
+    log_every
+        Record the monitors every this many iterations (and at the last).
+    rank_rtol
+        Relative threshold of the numerical tubal rank.
+    """
+
+    width: int = param(100, "width R of the factor U (n x R x k)", ge=1)
+    alpha: float = param(1e-7, "initialization scale: U_0 = alpha / sqrt(R) G", gt=0.0)
+    step: float = param(1e-5, "step size mu", gt=0.0)
+    iterations: int = param(10000, "number of gradient steps", ge=0)
+    log_every: int = param(10, "record the monitors every this many iterations", ge=1)
+    rank_rtol: float = param(1e-2, "relative threshold of the tubal rank", gt=0.0, lt=1.0)
 
 
 @dataclass(frozen=True)

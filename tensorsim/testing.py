@@ -7,13 +7,24 @@ t-product, ``unfold(a * b) = bcirc(a) @ unfold(b)``, that the FFT kernels are ch
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
 
 from tensorsim._array_api import to_numpy
 
-__all__ = ["assert_close", "bcirc", "fold_slices", "load_dataset", "unfold_slices"]
+__all__ = [
+    "TIMING_NAME",
+    "TIMING_UNITS",
+    "assert_close",
+    "bcirc",
+    "differing_variables",
+    "fold_slices",
+    "is_timing",
+    "load_dataset",
+    "unfold_slices",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +107,55 @@ def load_dataset(path: Any) -> Any:
     ds.load()
     ds.close()
     return ds
+
+
+#: Names of wall-clock measurements in output files: ``wall_*``, ``seconds`` as a word
+#: (``seconds``, ``epoch_seconds``, ``seconds_per_step``) and rates ``*_per_s``/``*_per_second``.
+TIMING_NAME = re.compile(r"^wall_|(^|_)seconds(_|$)|_per_s(econd)?(_|$)")
+
+#: ``units`` of wall-clock measurements (no output file stores a simulated time in seconds).
+TIMING_UNITS = frozenset({"s", "1/s"})
+
+
+def is_timing(name: str, units: Any = None) -> bool:
+    """Whether an output variable named ``name`` with ``units`` is a wall-clock measurement.
+
+    Timings differ between two otherwise identical runs; :func:`differing_variables` skips
+    them.
+    """
+    return bool(TIMING_NAME.search(name)) or (isinstance(units, str) and units in TIMING_UNITS)
+
+
+def differing_variables(a: Any, b: Any) -> list[str]:
+    """Names of the data variables and coordinates of two output files that are not equal.
+
+    Parameters
+    ----------
+    a, b
+        ``xarray.Dataset`` objects (e.g. from :func:`load_dataset`) or paths of output files.
+
+    Returns
+    -------
+    list of str
+        Variables present in only one of them, or with other dimensions, dtype or values
+        (bitwise: NaN equals NaN), wall-clock measurements (:func:`is_timing`) excepted.
+    """
+    a = load_dataset(a) if not hasattr(a, "data_vars") else a
+    b = load_dataset(b) if not hasattr(b, "data_vars") else b
+    out = []
+    for name in sorted(set(a.variables) | set(b.variables)):
+        if name not in a.variables or name not in b.variables:
+            out.append(name)
+            continue
+        va, vb = a.variables[name], b.variables[name]
+        if is_timing(str(name), va.attrs.get("units")):
+            continue
+        x, y = np.asarray(va.values), np.asarray(vb.values)
+        same = va.dims == vb.dims and x.dtype == y.dtype and x.shape == y.shape
+        if same and x.dtype.kind in "fc":
+            same = bool(np.all((x == y) | (np.isnan(x) & np.isnan(y))))
+        elif same:
+            same = bool(np.all(x == y))
+        if not same:
+            out.append(name)
+    return out

@@ -10,8 +10,9 @@ pytest.importorskip("sklearn")
 xr = pytest.importorskip("xarray")
 
 import drivers.adapters as driver  # noqa: E402
-from drivers._adapter_runs import adapt_run, digits_task, pretrain  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from problems.adaptation import digits_adaptation_task  # noqa: E402
+from solvers.adapters import TrainingParams, adapt_run, pretrain  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
 
 WIDTH, DEPTH = 16, 3
@@ -74,50 +75,16 @@ def test_adapters_leave_the_pretrained_model_unchanged_at_step_0(sweep_file):
 
 def test_sweep_run_is_reproduced_by_a_direct_call(sweep_file):
     ds = load_dataset(sweep_file[0])
-    task = digits_task(width=WIDTH, depth=DEPTH, batch_size=64, seed=0, val_fraction=0.2)
-    model, _ = pretrain(task, steps=40, lr=3e-3, warmup=5, seed=0)
+    task = digits_adaptation_task(
+        width=WIDTH, depth=DEPTH, batch_size=64, seed=0, val_fraction=0.2
+    )
+    model, _ = pretrain(task, TrainingParams(steps=40, lr=3e-3, warmup=5), seed=0)
     out = adapt_run(
-        model, task, "lotr", [r"hidden\d+"], 2,
-        steps=30, lr=1e-2, warmup=5, eval_every=10, seed=0, loqt_gap=100,
+        model, task, "lotr", [r"hidden\d+"], 2, TrainingParams(steps=30, lr=1e-2, warmup=5),
+        eval_every=10, seed=0, loqt_gap=100,
     )  # fmt: skip
     i = [k for k in range(ds.sizes["run"]) if ds["variant"].values[k] == "lotr"][1]
     np.testing.assert_array_equal(ds["val_loss"][i].values, out["val_loss"])
-
-
-def test_analyse_selects_by_validation_and_matches_lotr_and_soka_to_lora():
-    runs = [
-        # variant, rank, lr, trainable, final val acc, test acc, val loss curve
-        ("lora", 4, 1e-3, 1000, 0.80, 0.81, [2.0, 1.0, 0.50]),
-        ("lora", 4, 1e-2, 1000, 0.90, 0.88, [2.0, 0.8, 0.40]),
-        ("lotr", 2, 1e-2, 200, 0.89, 0.875, [2.0, 0.9, 0.45]),
-        ("lotr", 8, 1e-2, 400, 0.91, 0.90, [2.0, 0.7, 0.35]),
-        ("soka", 1, 1e-2, 300, 0.85, 0.85, [2.0, 0.6, 0.41]),
-        ("soka", 2, 1e-2, 600, 0.90, 0.89, [2.0, 0.4, 0.30]),
-    ]
-    ds = xr.Dataset(
-        {
-            "variant": ("run", [r[0] for r in runs]),
-            "rank": ("run", [r[1] for r in runs]),
-            "lr": ("run", [r[2] for r in runs]),
-            "trainable": ("run", [r[3] for r in runs]),
-            "val_accuracy": (("run", "eval_step"), [[0, 0, r[4]] for r in runs]),
-            "test_accuracy": (("run", "eval_step"), [[0, 0, r[5]] for r in runs]),
-            "test_loss": (("run", "eval_step"), [[0, 0, 1.0] for r in runs]),
-            "val_loss": (("run", "eval_step"), [r[6] for r in runs]),
-            "weight_bytes": ("run", [10] * len(runs)),
-            "optimizer_bytes": ("run", [1] * len(runs)),
-            "step_seconds": ("run", [0.1] * len(runs)),
-        },
-        coords={"eval_step": [0, 10, 20]},
-        attrs={"task": "digits"},
-    )
-    found = driver.analyse(ds)
-    assert found["table"]["lora", 4]["lr"] == 1e-2  # best validation accuracy, not test
-    lotr = found["lotr_vs_lora"][4]
-    assert (lotr["rank"], lotr["ratio"]) == (2, 5.0)  # 0.875 is within 1 point of 0.88
-    soka = found["soka_vs_lora"][4]
-    # soka r=1 never reaches 0.40; soka r=2 does at step 10
-    assert (soka["rank"], soka["step"], soka["ratio"]) == (2, 10, 1000 / 600)
 
 
 def test_pretrain_command_compares_full_loqt_nq_and_loqt(tmp_path):
@@ -152,23 +119,67 @@ def test_pretrain_command_compares_full_loqt_nq_and_loqt(tmp_path):
     assert np.all(ds["val_loss"][:, -1].values < ds["val_loss"][:, 0].values)
 
 
-def test_plot_writes_pngs(sweep_file):
-    paths = driver.plot(str(sweep_file[0]))
-    assert [p.suffix for p in paths] == [".png", ".png"] and all(p.stat().st_size for p in paths)
+def test_plot_writes_pngs(sweep_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert driver.main(["plot", str(sweep_file[0])]) is None
+    base = sweep_file[0].with_suffix("")
+    for suffix in ("params", "curves"):
+        png = base.with_name(f"{base.name}_{suffix}.png")
+        assert png.stat().st_size > 0, png
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ('experiment.sweep.variants=["lora", "dora"]', "unknown ['dora']"),
+        ('experiment.sweep.variants=["lora", "dora"]', "'dora'"),
         ("experiment.sweep.targets=[]", "at least one pattern"),
         ("experiment.sweep.ranks=[0]", "sweep.ranks"),
         ("experiment.adapt.warmup=5000", "at most steps=2000"),
+        # options the sweep or the task does not use are refused off their preset's value
+        ("experiment.loqt.rank=4", "'experiment.loqt': applies to the pretrain command"),
+        ("experiment.model.heads=8", "'experiment.model.heads': not used by task = 'digits'"),
+        ("experiment.data.max_chars=1000", "'experiment.data.max_chars'"),
+        ("experiment.adapt.lr=1e-2", "'experiment.adapt.lr': the sweep tries sweep.lrs"),
+        ('experiment.sweep.variants=["lora"]\nexperiment.sweep.loqt_gap=5', "sweep.loqt_gap"),
+        ('experiment.sweep.variants=["full"]\nexperiment.sweep.ranks=[2]', "sweep.ranks"),
     ],
 )
 def test_bad_config_is_rejected(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        load_with_preset(driver.AdaptersRun, None, [override], driver.PRESETS, table="experiment")
+        driver.AdaptersSweep().load(None, override.split("\n"))
+
+
+def test_options_the_pretrain_command_does_not_use_are_refused():
+    load = driver.LoQTPretrain().load
+    with pytest.raises(ConfigError, match="'experiment.sweep': applies to the sweep command"):
+        load(None, ["experiment.sweep.seeds=3"])
+    with pytest.raises(ConfigError, match="'experiment.adapt': applies to the sweep command"):
+        load(None, ["experiment.adapt.steps=100"])
+    with pytest.raises(ConfigError, match="'experiment.data.val_fraction'"):
+        load(None, ["preset=chars_transformer", "experiment.data.val_fraction=0.3"])
+    # a preset's own values are not "changed": the chars preset's sweep table is accepted
+    cfg = load(None, ["preset=chars_transformer", "experiment.loqt.rank=4"])
+    assert cfg.experiment.sweep.ranks == (2, 8) and cfg.experiment.loqt.rank == 4
+    assert str(driver.LoQTPretrain().output_path(cfg)) == "runs/loqt_chars_transformer.nc"
+
+
+def test_empty_lrs_use_adapt_lr():
+    overrides = [
+        "experiment.sweep.lrs=[]",
+        "experiment.adapt.lr=0.02",
+        'experiment.sweep.variants=["full", "lora"]',
+        "experiment.sweep.ranks=[2]",
+        "experiment.sweep.seeds=1",
+    ]
+    e = driver.AdaptersSweep().load(None, overrides).experiment
+    assert e.runs() == [("full", 0, 0.02, 0), ("lora", 2, 0.02, 0)]
+
+
+@pytest.mark.parametrize("option", [["--restart", "x.nc"], ["--max-steps", "3"]])
+def test_restart_and_max_steps_are_not_options(option, capsys):
+    with pytest.raises(SystemExit) as err:
+        driver.main(["sweep", *option])
+    assert err.value.code == 2 and option[0] in capsys.readouterr().err
 
 
 def test_target_that_matches_no_layer_names_the_pattern(tmp_path):

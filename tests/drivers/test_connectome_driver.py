@@ -10,16 +10,16 @@ pytest.importorskip("sklearn")
 xr = pytest.importorskip("xarray")
 
 import drivers.connectome as driver  # noqa: E402
-from problems.connectome import (  # noqa: E402
-    ConnectomeParams,
+from analysis.connectome import square  # noqa: E402
+from problems.connectome import ConnectomeParams, make_dataset  # noqa: E402
+from solvers.communities import partition_nmi  # noqa: E402
+from solvers.connectome import (  # noqa: E402
     affinity_tensor,
     dynamic_communities,
-    make_dataset,
-    partition_nmi,
     refold,
     static_communities,
 )
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
 
 #: Two data sets of 3 animals (the clean preset otherwise), NTF ranks 3 and 4.
@@ -103,20 +103,24 @@ def test_acceptance_nmi_of_every_planted_epoch(run_file):
 
 
 def test_plot_writes_pngs(run_file):
-    paths = driver.plot(str(run_file[0]))
-    assert [p.name for p in paths] == [
-        "conn_run0_graphs.png",
-        "conn_run0_loadings.png",
-        "conn_nmi.png",
-    ]
+    pytest.importorskip("matplotlib")
+    path = run_file[0]
+    assert driver.main(["plot", str(path)]) is None
+    names = ["conn_run0_graphs.png", "conn_run0_loadings.png", "conn_nmi.png"]
+    assert all((path.parent / name).stat().st_size > 0 for name in names)
+    ds = load_dataset(path)
+    paths = driver.ConnectomeSweep().plots(ds, path.with_name("again"))
+    assert [p.name for p in paths] == [name.replace("conn", "again") for name in names]
     assert all(p.stat().st_size > 0 for p in paths)
+    # the plots refold the pair values with the file's pair_i, pair_j
+    np.testing.assert_array_equal(
+        square(ds, ds["epoch_affinity"][0, 1].values), refold(ds["epoch_affinity"][0, 1].values)
+    )
 
 
 def test_presets():
     def load(*overrides):
-        return load_with_preset(
-            driver.ConnectomeRun, None, list(overrides), driver.PRESETS, table="experiment"
-        )
+        return driver.ConnectomeSweep().load(None, overrides)
 
     assert load().experiment == driver.Experiment()
     noisy = load("preset=noisy").experiment.problem
@@ -138,14 +142,16 @@ def test_presets():
 )
 def test_bad_config_is_rejected(override, message):
     with pytest.raises((ConfigError, ValueError), match=message):
-        load_with_preset(
-            driver.ConnectomeRun, None, [override], driver.PRESETS, table="experiment"
-        )
+        driver.ConnectomeSweep().load(None, [override])
 
 
-def test_restart_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="--restart and --max-steps are not supported"):
-        driver.main(["--max-steps", "3", "--set", f"output.path={tmp_path / 'x.nc'}"])
+@pytest.mark.parametrize("option", [["--max-steps", "3"], ["--restart", "x.nc"]])
+def test_sweep_takes_no_restart(tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as info:
+        driver.main([*option, "--set", f"output.path={tmp_path / 'x.nc'}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"unrecognized arguments: {option[0]}" in err
+    assert not (tmp_path / "x.nc").exists()
 
 
 @pytest.mark.mpi

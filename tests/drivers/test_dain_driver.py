@@ -11,10 +11,10 @@ torch = pytest.importorskip("torch")
 xr = pytest.importorskip("xarray")
 
 import drivers.dain as driver  # noqa: E402
-from drivers._dain_report import analyse, fit_exponent  # noqa: E402
+from analysis.dain import analyse  # noqa: E402
 from problems.completion_data import synthetic_completion  # noqa: E402
 from solvers.completion import CompletionParams, run_pipeline  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.io.sparse import split_cells, write_tsv  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
 
@@ -28,6 +28,13 @@ TINY = [
     "--set", "experiment.training.epochs=3",
     "--set", "experiment.model.factor_epochs=3",
     "--set", "experiment.seeds=2",
+]  # fmt: skip
+#: A tiny scaling run: the options the scaling command reads.
+SCALING = [
+    "--set", "experiment.model.embed_dim=4",
+    "--set", "experiment.model.hidden=[16, 8]",
+    "--set", "experiment.scaling.sizes=[300, 1200]",
+    "--set", "experiment.scaling.epochs=1",
 ]  # fmt: skip
 
 
@@ -103,7 +110,6 @@ def test_paired_statistics_match_a_direct_computation(sweep_file):
 
 
 def test_il2_preset_runs_on_natural_missing_cells(tmp_path):
-    pytest.importorskip("tensorly")
     out = tmp_path / "il2.nc"
     summary = driver.main(
         ["sweep", "--set", "preset=il2", "--set", "experiment.model.factor_epochs=2",
@@ -124,40 +130,41 @@ def test_file_source_and_scaling(tmp_path):
     path = write_tsv(tmp_path / "t.tensor", tensor)
     out = tmp_path / "file.nc"
     driver.main(
-        ["sweep", *TINY, "--set", "experiment.data.source=file",
+        ["sweep", "--set", "experiment.data.source=file",
          "--set", f"experiment.data.path={path}", "--set", 'experiment.models=["tucker"]',
-         "--set", "experiment.model.tucker_rank=2", "--set", 'experiment.augmentations=["dain"]',
+         "--set", "experiment.model.tucker_rank=2", "--set", "experiment.model.factor_epochs=3",
+         "--set", 'experiment.augmentations=["dain"]',
          "--set", "experiment.seeds=1", "--set", f"output.path={out}"]
     )  # fmt: skip
     ds = load_dataset(out)
     assert ds.attrs["observed_cells"] == tensor.nnz and ds.sizes["run"] == 2
     scal = tmp_path / "scaling.nc"
     summary = driver.main(
-        ["scaling", *TINY, "--set", "experiment.scaling.sizes=[300, 1200]",
-         "--set", "experiment.scaling.epochs=1", "--set", f"output.path={scal}"]
+        ["scaling", *SCALING, "--set", f"output.path={scal}"]
     )  # fmt: skip
     ds = load_dataset(scal)
     np.testing.assert_array_equal(ds["size"].values, [300, 1200])
     assert math.isfinite(ds.attrs["exponent"])
     assert summary["exponents"]["seconds"] == ds.attrs["exponent"]
-    assert [p.suffix for p in driver.plot(str(scal))] == [".png"]
+    assert driver.main(["plot", str(scal)]) is None
+    assert [p.name for p in tmp_path.glob("scaling*.png")] == ["scaling_scaling.png"]
 
 
-def test_fit_exponent_recovers_a_power_law():
-    cells = [1e4, 1e5, 1e6]
-    assert math.isclose(fit_exponent(cells, [2 * c**1.1 for c in cells]), 1.1)
-
-
-def test_plot_writes_png(sweep_file):
-    paths = driver.plot(str(sweep_file[0]))
-    assert [p.suffix for p in paths] == [".png"] and paths[0].stat().st_size > 0
+def test_plot_writes_png(sweep_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "copy.nc"
+    path.write_bytes(sweep_file[0].read_bytes())
+    assert driver.main(["plot", str(path)]) is None
+    pngs = list(tmp_path.glob("copy*.png"))
+    assert [p.name for p in pngs] == ["copy_rmse.png"] and pngs[0].stat().st_size > 0
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ('experiment.models=["dain_mlp", "ntf"]', "unknown ['ntf']"),
-        ('experiment.augmentations=["mixup"]', "unknown ['mixup']"),
+        ('experiment.models=["dain_mlp", "ntf"]', "experiment.models[1]'.* got 'ntf'"),
+        ('experiment.models=["cp", "cp"]', "'models': expected distinct models"),
+        ('experiment.augmentations=["mixup"]', "experiment.augmentations[0]'.* got 'mixup'"),
         ("experiment.ratio=-0.5", "experiment.ratio"),
         ("experiment.data.source=file", "data.path"),
         ("experiment.data.density=0", "density"),
@@ -165,11 +172,58 @@ def test_plot_writes_png(sweep_file):
 )
 def test_bad_config_is_rejected(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        load_with_preset(driver.DainRun, None, [override], driver.PRESETS, table="experiment")
+        driver.DainSweep().load(None, [override])
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "key"),
+    [
+        ("sweep", ["scaling.sizes=[500]"], "scaling.sizes"),
+        ("sweep", ["model.costco_rank=3"], "model.costco_rank"),
+        ("sweep", ["model.tucker_lr=0.1"], "model.tucker_lr"),
+        ("sweep", ["data.path=x.tensor"], "data.path"),
+        ("sweep", ["data.source=file", "data.path=x.tensor", "data.noise=0.5"], "data.noise"),
+        ("sweep", ["data.source=file", "data.path=x.tensor", "data.seed=3"], "data.seed"),
+        ("sweep", ['augmentations=["none"]', "ratio=1.0"], "ratio"),
+        ("sweep", ['models=["cp"]', "training.epochs=3"], "training.epochs"),
+        ("scaling", ["data.shape=[9, 9, 9]"], "data.shape"),
+        ("scaling", ["data.subsample=0.5"], "data.subsample"),
+        ("scaling", ["seeds=2"], "seeds"),
+        ("scaling", ["training.patience=3"], "training.patience"),
+        ("scaling", ["model.factor_epochs=3"], "model.factor_epochs"),
+        ("scaling", ["model.cp_rank=3"], "model.cp_rank"),
+    ],
+)
+def test_options_a_command_does_not_read_are_refused(command, overrides, key):
+    experiment = driver.main.__self__.commands[command]
+    with pytest.raises(ConfigError, match=f"'experiment.{key}': has no effect in the {command}"):
+        experiment.load(None, [f"experiment.{o}" for o in overrides])
+
+
+def test_options_at_the_preset_value_or_read_by_the_command_are_accepted():
+    il2 = driver.DainSweep().load(None, ["preset=il2"]).experiment  # tucker_rank 3: unused
+    assert il2.model.tucker_rank == 3 and il2.data.source == "il2"
+    with pytest.raises(ConfigError, match="'experiment.data.shape': has no effect"):
+        driver.DainSweep().load(None, ["preset=il2", "experiment.data.shape=[9, 9, 9]"])
+    sweep = driver.DainSweep().load(
+        None, ['experiment.models=["costco"]', "experiment.model.costco_rank=3"]
+    )
+    assert sweep.experiment.model.costco_rank == 3
+    scaling = driver.DainScaling().load(
+        None, ["experiment.scaling.model=cp", "experiment.model.cp_rank=3",
+               "experiment.data.seed=4", "experiment.data.skew=1.0"]
+    ).experiment  # fmt: skip
+    assert (scaling.model.cp_rank, scaling.data.seed, scaling.data.skew) == (3, 4, 1.0)
+
+
+@pytest.mark.parametrize("command", ["sweep", "scaling"])
+def test_restart_is_not_offered(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        driver.main([command, "--restart", "x.nc"])
+    assert info.value.code == 2 and "--restart" in capsys.readouterr().err
 
 
 def test_too_dense_a_tensor_to_augment_is_a_clear_error(tmp_path):
-    pytest.importorskip("tensorly")
     with pytest.raises(ValueError, match="asked for 1728 new cells but only 192"):
         driver.main(["sweep", "--set", "preset=il2", "--set", "experiment.data.subsample=1",
                      "--set", "experiment.model.factor_epochs=1", "--set", "experiment.seeds=1",
@@ -181,7 +235,7 @@ def test_bad_tensor_file_names_the_problem(tmp_path):
     bad = tmp_path / "bad.tensor"
     bad.write_text("0\t1\t2\t0.5\n0\t1\t2\t0.7\n")
     with pytest.raises(ValueError, match="duplicate"):
-        driver.main(["sweep", *TINY, "--set", "experiment.data.source=file",
+        driver.main(["sweep", "--set", "experiment.data.source=file",
                      "--set", f"experiment.data.path={bad}",
                      "--set", f"output.path={tmp_path / 'x.nc'}"])  # fmt: skip
 

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 xr = pytest.importorskip("xarray")
 
 import drivers.tpa as driver  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.nn.kv_cache import solve_heads  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
 
@@ -69,14 +69,14 @@ def test_tiny_run_file_counts_and_cache_bytes(tmp_path):
     assert np.all(ds["decode_tokens_per_s"] > 0) and np.all(ds["n_kv_heads"][:3] == [6, 2, 1])
     assert summary["table"]["mha"]["cache_ratio"] == 1.0
     assert summary["table"]["tpa"]["n_heads"] == heads[3]
-    paths = driver.plot(str(out))
-    assert all(p.exists() for p in paths)
+    assert "1.00x smaller" in driver.TPASweep().summarize(summary)
+    paths = driver.main.__self__.plot(str(out))
+    assert [p.name for p in paths] == ["tpa_tpa.png"] and all(p.exists() for p in paths)
 
 
 def test_recall_kind_scores_the_answer_only():
     """One kind of the recall preset, a few steps: the answer-only loss and accuracy."""
-    cfg = load_with_preset(
-        driver.TPARun,
+    cfg = driver.TPASweep().load(
         None,
         [
             "preset=recall",
@@ -88,8 +88,6 @@ def test_recall_kind_scores_the_answer_only():
             "experiment.training.steps=3",
             "experiment.training.warmup=1",
         ],
-        driver.PRESETS,
-        table="experiment",
     )
     assert cfg.experiment.max_seq_len == 18
     r = driver.run_kind(cfg.experiment, "tpa")
@@ -100,7 +98,7 @@ def test_recall_kind_scores_the_answer_only():
 
 
 def test_t6_code_init_bounds():
-    from tensorsim.nn.transformer import Decoder
+    from tensorsim.nn.models.decoder import Decoder
 
     def attn(init):
         torch.manual_seed(0)
@@ -136,16 +134,26 @@ def test_t6_code_init_bounds():
         (["experiment.model.gqa_kv_heads=9"], "gqa"),
         (["experiment.model.d_modle=64"], "d_model"),
         (["experiment.model.tpa_init=he"], "tpa_init"),
+        # options a run would not use are refused, not ignored
+        (["experiment.data.n_pairs=4"], "data.n_pairs.*recall"),
+        (["preset=recall", "experiment.data.corpus=python_source"], "data.corpus.*chars"),
+        (["preset=recall", "experiment.data.seq_len=32"], "data.seq_len"),
+        (["experiment.kinds=['mha', 'mqa']", "experiment.model.gqa_kv_heads=4"], "gqa_kv_heads"),
+        (["experiment.kinds=['mha', 'gqa']", "experiment.model.k_rank=3"], "model.k_rank"),
+        (["experiment.kinds=['mha', 'tpa_kvonly']", "experiment.model.q_rank=4"], "q_rank"),
     ],
 )
 def test_bad_config(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        load_with_preset(driver.TPARun, None, overrides, driver.PRESETS, table="experiment")
+        driver.TPASweep().load(None, overrides)
 
 
-def test_restart_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="restart"):
-        driver.main([*TINY, "--restart", str(tmp_path / "x.nc")])
+def test_restart_is_refused(tmp_path, capsys):
+    for extra in (["--restart", str(tmp_path / "x.nc")], ["--max-steps", "2"]):
+        with pytest.raises(SystemExit) as info:
+            driver.main([*TINY, *extra])
+        assert info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
 
 
 @pytest.mark.mpi

@@ -13,16 +13,15 @@ from tensorsim.testing import load_dataset  # noqa: E402
 pytest.importorskip("h5netcdf")
 
 import drivers.fields as driver  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from analysis.fields import load_model  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.nn.render import psnr  # noqa: E402
 
 TINY = ["--set", "preset=tiny"]
 
 
 def _load(*overrides):
-    return load_with_preset(
-        driver.FieldsRun, None, ["preset=tiny", *overrides], driver.PRESETS, table="experiment"
-    )
+    return driver.Fields().load(None, ["preset=tiny", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -67,33 +66,19 @@ def test_stored_models_reload_and_render_the_same(tiny_file):
     cfg = _load()
     views = make_views(make_scene(cfg.experiment.scene))
     for i in (0, 2, 3):
-        model = driver.load_model(path, i)
+        model = load_model(path, i)
         again = model.render(views.test_rays).reshape(views.test_images.shape)
         np.testing.assert_allclose(again.numpy(), ds["render"].values[i], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="no stored model for run 9"):
-        driver.load_model(path, 9)
+        load_model(path, 9)
 
 
 def test_plot_writes_the_curve_and_the_renders(tiny_file):
     pytest.importorskip("matplotlib")
     path, _ = tiny_file
-    outputs = driver.plot(str(path))
-    assert [p.name for p in outputs] == ["tiny_psnr.png", "tiny_curves.png", "tiny_renders.png"]
+    assert driver.main(["plot", str(path)]) is None
+    outputs = [path.with_name(f"tiny_{name}.png") for name in ("psnr", "curves", "renders")]
     assert all(p.stat().st_size > 1000 for p in outputs)
-
-
-def test_compare_finds_the_pareto_front_and_strivec_wins():
-    rows = [
-        {"model": "cp", "rank": 8, "field_params": 100, "test_psnr": 20.0},
-        {"model": "vm", "rank": 2, "field_params": 1000, "test_psnr": 22.0},
-        {"model": "vm", "rank": 4, "field_params": 3000, "test_psnr": 24.0},
-        {"model": "strivec", "rank": 2, "field_params": 800, "test_psnr": 23.0},
-        {"model": "strivec", "rank": 4, "field_params": 5000, "test_psnr": 23.5},
-    ]
-    found = driver.compare(rows)
-    assert found["strivec_beats_vm"] == [(2, 2)]
-    assert found["frontier"] == [("cp", 8), ("strivec", 2), ("vm", 4)]
-    assert found["best"]["strivec"]["rank"] == 4
 
 
 @pytest.mark.parametrize(
@@ -105,19 +90,30 @@ def test_compare_finds_the_pareto_front_and_strivec_wins():
         ("experiment.strivec.resolutions=[4, 3]", "one value per scale"),
         ("experiment.cp.ranks=[0]", "ranks"),
         ("experiment.strivec.extent_ratio=1.5", "extent_ratio"),
+        ('experiment.models=["cp", "vm", "cp"]', "distinct"),
+        ("experiment.models=[]", "models"),
+        # a family's table that no model uses is refused, not ignored
+        ('experiment.models=["cp"]\0experiment.vm.ranks=[3]', "experiment.vm"),
+        ('experiment.models=["vm"]\0experiment.occupancy.steps=9', "experiment.occupancy"),
+        ('experiment.models=["cp", "vm"]\0experiment.strivec.top_k=2', "experiment.strivec"),
     ],
 )
 def test_bad_configurations_fail_at_load_time(override, match):
     with pytest.raises(ConfigError, match=match):
-        _load(override)
+        _load(*override.split("\0"))
 
 
-def test_restart_is_refused(tmp_path):
-    cfg = _load()
-    from tensorsim.parallel import SerialComm
+def test_unused_tables_keep_the_preset_values():
+    cfg = _load('experiment.models=["cp"]')  # vm, strivec, occupancy: the tiny preset's
+    assert cfg.experiment.vm == driver.PRESETS["tiny"]().vm
+    assert [s.kind for s in cfg.experiment.specs()] == ["cp", "cp"]
 
-    with pytest.raises(ConfigError, match="--restart"):
-        driver.run(cfg, SerialComm(), restart=tmp_path / "x.nc")
+
+@pytest.mark.parametrize("option", [["--restart", "x.nc"], ["--max-steps", "3"]])
+def test_restart_and_max_steps_are_not_options(option, capsys):
+    with pytest.raises(SystemExit) as exc:
+        driver.main([*TINY, *option])
+    assert exc.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
 
 
 @pytest.mark.mpi
@@ -154,11 +150,3 @@ def test_a_short_cp_run_learns_the_scene(tmp_path):
     psnr_value = summary["table"][0]["test_psnr"]
     # measured: 21.0 dB against 8.5 dB for a constant white image (seeded)
     assert psnr_value > summary["white_psnr"] + 10.0
-
-
-def test_resolution_schedule_is_log_spaced_to_the_final_resolution():
-    from drivers._fields_runs import ModelSpec, resolution_schedule
-
-    spec = ModelSpec("strivec", 2, 2, (64, 16), (16, 4), spacings=(0.5, 0.25))
-    assert resolution_schedule(spec, 2) == [(32, 8), (64, 16)]
-    assert resolution_schedule(spec, 1) == [(64, 16)]

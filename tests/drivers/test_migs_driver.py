@@ -9,9 +9,13 @@ torch = pytest.importorskip("torch")
 xr = pytest.importorskip("xarray")
 
 import drivers.migs as driver  # noqa: E402
-from drivers._migs_runs import make_data, train_run  # noqa: E402
-from problems.gaussian_identities import GaussianIdentitiesParams, make_problem  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from problems.gaussian_identities import (  # noqa: E402
+    GaussianIdentitiesParams,
+    make_data,
+    make_problem,
+)
+from solvers.migs import TrainingParams, train_run  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.io import read_checkpoint  # noqa: E402
 from tensorsim.nn.gaussians import MultiIdentityGaussians  # noqa: E402
 from tensorsim.nn.state import state_from_arrays  # noqa: E402
@@ -94,37 +98,16 @@ def test_checkpointed_models_reproduce_the_stored_test_psnr(run_file):
 
 def test_sweep_run_is_reproduced_by_a_direct_call(run_file):
     ds = load_dataset(run_file[0])
-    out = train_run(
-        make_data(make_problem(PROBLEM)), "cp", (3,),
-        steps=6, batch=2, lrs=driver.TrainingParams().lrs(), eval_every=3,
-        unseen_steps=3, unseen_lr=5e-3, panels=(0, 1), seed=0,
-    )  # fmt: skip
+    training = TrainingParams(steps=6, batch=2, eval_every=3, unseen_steps=3)
+    out = train_run(make_data(make_problem(PROBLEM)), "cp", (3,), training, panels=(0, 1))
     np.testing.assert_array_equal(ds["eval_test_psnr"].values[2], out["eval_test_psnr"])
     assert ds["unseen_psnr"].values[2] == out["unseen_psnr"]
 
 
-def test_analyse_compares_at_no_more_parameters():
-    ds = xr.Dataset(
-        {
-            "model": ("run", ["per_identity", "cp_r4", "cp_r16", "tucker_r4x4x4"]),
-            "params": ("run", [1000, 100, 1200, 200]),
-            "params_per_identity": ("run", [100, 4, 16, 4]),
-            "test_psnr": ("run", [20.0, 21.0, 25.0, 19.0]),
-            "train_psnr": ("run", [30.0] * 4),
-            "unseen_psnr": ("run", [15.0] * 4),
-            "unseen_train_psnr": ("run", [25.0] * 4),
-            "train_seconds": ("run", [1.0] * 4),
-        }
-    )
-    found = driver.analyse(ds)
-    assert found["beats_per_identity"] == ["cp_r4"]  # cp_r16 has more parameters
-    assert found["table"]["cp_r16"]["test_psnr"] == 25.0
-
-
 def test_plot_writes_pngs(run_file):
-    paths = driver.plot(str(run_file[0]))
-    assert [p.name for p in paths] == ["migs_renders.png", "migs_psnr.png"]
-    assert all(p.suffix == ".png" and p.stat().st_size for p in paths)
+    assert driver.main(["plot", str(run_file[0])]) is None
+    paths = [run_file[0].with_name(f"migs_{name}.png") for name in ("renders", "psnr")]
+    assert all(p.stat().st_size > 1000 for p in paths)
 
 
 @pytest.mark.parametrize(
@@ -134,11 +117,23 @@ def test_plot_writes_pngs(run_file):
         ("experiment.cp_ranks=[0]", "cp_ranks"),
         ("experiment.panels=[40]", "panels"),
         ("experiment.problem.n_identities=0", "n_identities"),
+        ("experiment.training.batch=13", "batch"),  # 12 identities x 1 training view
+        # options that would have no effect are refused
+        ("experiment.cp_ranks=[]\0experiment.tucker_ranks=[]\0experiment.training.lr_factors=1",
+         "lr_factors"),
+        ("experiment.training.unseen_steps=0\0experiment.training.unseen_lr=0.1", "unseen_lr"),
     ],
-)
+)  # fmt: skip
 def test_bad_config_is_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_with_preset(driver.MIGSRun, None, [override], driver.PRESETS, table="experiment")
+        driver.MIGSSweep().load(None, override.split("\0"))
+
+
+@pytest.mark.parametrize("option", [["--restart", "x.nc"], ["--max-steps", "3"]])
+def test_restart_and_max_steps_are_not_options(option, capsys):
+    with pytest.raises(SystemExit) as exc:
+        driver.main(["sweep", *TINY, *option])
+    assert exc.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # process start-up of 2 ranks on 2 loaded cores

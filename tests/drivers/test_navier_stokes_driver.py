@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import drivers.navier_stokes as driver
+import problems.navier_stokes_data as nsd
 from problems.navier_stokes import (
     DATASET_ATTRS,
     DatasetParams,
@@ -51,7 +52,7 @@ def test_dataset_round_trip(dataset):
     assert ds.attrs["viscosity"] == 1e-3 and ds.attrs["t_end"] == 1.0
     assert ds.attrs["solver_resolution"] == 32 and list(ds.attrs["resolutions"]) == [16, 32]
     assert ds.attrs["seed"] == 0 and ds.attrs["steps"] == 20 and ds.attrs["dt"] == 0.05
-    assert 'preset = "tiny"' in ds.attrs["config"]
+    assert 'preset = "tiny"' in ds.attrs["config"] and ds.attrs["command"] == "generate"
 
     fine, coarse = load_dataset(path), load_dataset(path, 16)
     assert fine.inputs.shape == fine.outputs.shape == (8, 32, 32)
@@ -64,7 +65,7 @@ def test_dataset_round_trip(dataset):
     np.testing.assert_array_equal(coarse.inputs, fine.inputs[:, ::2, ::2])
     np.testing.assert_array_equal(coarse.outputs, fine.outputs[:, ::2, ::2])
     # and they are the solver's fields, rounded to float32
-    w0, solution = solve_samples(driver._tiny(), [5, 6], seed=0)
+    w0, solution = solve_samples(driver.PRESETS["tiny"](), [5, 6], seed=0)
     np.testing.assert_array_equal(fine.inputs[5:7], w0.astype(np.float32))
     np.testing.assert_array_equal(
         coarse.outputs[5:7], subsample(solution.w, 16).astype(np.float32)
@@ -111,7 +112,7 @@ def test_a_failure_leaves_the_previous_file(dataset, tmp_path, monkeypatch):
     out.write_bytes(path.read_bytes())
     before = out.read_bytes()
     calls = {"n": 0}
-    real = driver.solve_samples
+    real = nsd.solve_samples
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -119,10 +120,10 @@ def test_a_failure_leaves_the_previous_file(dataset, tmp_path, monkeypatch):
             raise RuntimeError("solver crashed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "solve_samples", failing)
+    monkeypatch.setattr(nsd, "solve_samples", failing)
     with pytest.raises(RuntimeError, match="solver crashed"):
         driver.main([*TINY, "--set", "generate.batch=3", "--set", f"data.path={out}"])
-    monkeypatch.setattr(driver, "solve_samples", real)
+    monkeypatch.setattr(nsd, "solve_samples", real)
 
     def broken_append(self, *args, **kwargs):
         raise OSError("disk full")
@@ -177,6 +178,7 @@ def test_loader_rejects_wrong_files(dataset, tmp_path):
         ("preset='tinny'", ConfigError, "did you mean 'tiny'"),
         ("data.samplez=3", ConfigError, "did you mean 'data.samples'"),
         ("generate.backend='jax'", ConfigError, "generate.backend"),
+        ("generate.device='cuda'", ConfigError, "'device': only the torch backend"),
     ],
 )
 def test_bad_input(tmp_path, override, error, match):
@@ -208,6 +210,23 @@ def test_command_line_usage(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "data.n_train = 1000" in text and "tfno_tucker" in text and "--restart" in text
+
+
+def test_generate_needs_no_torch(tmp_path):
+    """The model and train tables import torch on first use: generate never does."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "tiny.nc"
+    code = (
+        "import sys, drivers.navier_stokes as d; "
+        f"d.main(['generate', '--set', 'preset=tiny', '--set', 'data.samples=2', "
+        f"'--set', 'data.path={out}']); d.main(['plot', '{out}']); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and (tmp_path / "tiny_samples.png").exists()
 
 
 def test_presets():
@@ -278,11 +297,11 @@ def _train(data, out, *extra):
 
 @pytest.fixture(scope="module")
 def learning():
-    """The training module (needs torch)."""
+    """The neural-operator solver module (needs torch)."""
     pytest.importorskip("torch")
-    from drivers import _navier_stokes_learning
+    import solvers.tfno
 
-    return _navier_stokes_learning
+    return solvers.tfno
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +348,7 @@ def test_train_writes_the_run_file(dataset, learning, tmp_path, preset, extra):
         assert summary["parameters"] < summary["dense_parameters"] / 3
     attrs = ds.attrs
     assert attrs["finished"] == 1 and attrs["preset"] == preset and attrs["mpi_size"] == 1
+    assert attrs["command"] == "train"
     assert attrs["train_resolution"] == 16 and attrs["dataset"] == str(path)
     train = load_dataset(path, 16, samples=slice(0, 6))
     assert attrs["input_scale"] == pytest.approx(np.sqrt(np.mean(train.inputs**2.0)), rel=1e-6)
@@ -338,33 +358,12 @@ def test_train_writes_the_run_file(dataset, learning, tmp_path, preset, extra):
     assert not list(tmp_path.glob("*.tmp-*"))
 
 
-def test_model_inputs(dataset, learning):
-    from problems.navier_stokes import forcing_field
-
-    path, _ = dataset
-    data = load_dataset(path, 16, samples=slice(2, 5))
-    x, y = learning._fields(data, (2.0, 4.0), True, "cpu")
-    assert x.shape == (3, 2, 16, 16) and y.shape == (3, 1, 16, 16) and x.dtype == y.dtype
-    np.testing.assert_array_equal(x[:, 0].numpy(), data.inputs / np.float32(2))
-    np.testing.assert_array_equal(y[:, 0].numpy(), data.outputs / np.float32(4))
-    pattern = forcing_field(16, 1.0).astype(np.float32)  # f / A, the same for every sample
-    np.testing.assert_array_equal(x[:, 1].numpy(), np.broadcast_to(pattern, (3, 16, 16)))
-    x, _ = learning._fields(data, (1.0, 1.0), False, "cpu")
-    np.testing.assert_array_equal(x.numpy(), data.inputs[:, None])
-
-
 def test_default_run_file_name(dataset, learning, tmp_path):
     path, _ = dataset
     data = tmp_path / "set.nc"
     data.write_bytes(path.read_bytes())
-    cfg = load_with_preset(
-        learning.LearningRun,
-        None,
-        ["preset=mg_tfno", f"data.path={data}"],
-        learning.MODEL_PRESETS,
-        table="model",
-    )
-    assert learning.run_path(cfg) == tmp_path / "set_mg_tfno.nc"
+    cfg = driver.Train().load(None, ["preset=mg_tfno", f"data.path={data}"])
+    assert driver.run_path(cfg) == tmp_path / "set_mg_tfno.nc"
     summary = driver.main(
         ["train", "--set", f"data.path={data}", *SMALL, "--set", "train.epochs=1"]
     )
@@ -400,20 +399,22 @@ def test_restart_continues_identically(dataset, learning, tmp_path):
 
 
 def test_nan_stops_with_the_last_good_checkpoint(dataset, learning, tmp_path, monkeypatch):
+    import torch
+
     from tensorsim.io import open_run
 
     path, _ = dataset
-    real = learning.tfno.train
+    real = learning.train
 
     def poisoned(model, *args, **kwargs):
         def poison(record):
             if record.epoch == 1:
-                with learning.torch.no_grad():
+                with torch.no_grad():
                     next(model.parameters()).fill_(float("nan"))
 
         return real(model, *args, callback=poison, **kwargs)
 
-    monkeypatch.setattr(learning.tfno, "train", poisoned)
+    monkeypatch.setattr(learning, "train", poisoned)
     out = tmp_path / "nan.nc"
     with pytest.raises(FloatingPointError, match=r"epoch 2.*after epoch 1\) is kept"):
         _train(path, out)
@@ -421,8 +422,69 @@ def test_nan_stops_with_the_last_good_checkpoint(dataset, learning, tmp_path, mo
     assert ds.attrs["finished"] == 0 and ds.sizes["epoch"] == 1
     assert checkpoint.attrs["epoch"] == 1
     assert all(np.all(np.isfinite(v)) for v in checkpoint.arrays.values())
-    monkeypatch.setattr(learning.tfno, "train", real)
+    monkeypatch.setattr(learning, "train", real)
     assert driver.main(["train", "--restart", str(out)])["finished"]  # continues from epoch 1
+
+
+def test_run_file_stops_resumes_and_loads_back(dataset, learning, tmp_path):
+    """drivers._training: unfinished after a partial fit, finished with the final errors."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from drivers import _training
+    from tensorsim.io import Writer, open_run
+    from tensorsim.nn.models.fno import build_model
+    from tensorsim.parallel import get_comm
+
+    data, comm, path = dataset[0], get_comm(), tmp_path / "run.nc"
+    overrides = [f"data.path={data}", *SMALL[1::2], "train.epochs=2", "preset=tfno_tucker"]
+    cfg = driver.Train().load(None, overrides)
+    split = nsd.load_split(cfg.data, (cfg.model.in_channels, cfg.model.out_channels))
+
+    def run(resume):
+        writer, checkpoint, done = _training.run_writer(path, cfg, comm, {}, resume=resume)
+        model = build_model(cfg.model)
+        summary = _training.fit(model, cfg.model, split, cfg.train, writer=writer,
+                                resume=checkpoint, done=done, epochs=1)  # fmt: skip
+        return model, done, summary
+
+    _, done, first = run(False)
+    assert done == 0 and first["epochs"] == 1 and first["last_epoch"] == 1
+    assert not first["finished"] and first["final"] == {}
+    assert first["parameters"] < first["dense_parameters"]
+    ds, checkpoint = open_run(path)
+    assert ds.attrs["finished"] == 0 and checkpoint.attrs["epoch"] == 1
+    assert int(ds["parameters"]) == first["parameters"] and list(ds["epoch"].values) == [1]
+    assert {ds[name].attrs["units"] for name in SERIES} == {"1", "s"}
+    model, done, second = run(True)
+    assert done == 1 and second["epochs"] == 1 and second["last_epoch"] == 2
+    assert second["finished"] and list(second["final"]) == [16, 32]
+    assert second["final"][16]["l2"] < 2
+    ds = open_run(path)[0]
+    assert ds.attrs["finished"] == 1 and list(ds["resolution"].values) == [16, 32]
+    assert list(ds["epoch"].values) == [1, 2]
+    assert float(ds["final_test_l2"][1]) == second["final"][32]["l2"]
+    trained = _training.load_run(path, lambda text: SimpleNamespace(model=cfg.model, text=text))
+    assert trained.epoch == 2 and trained.config.text == ds.attrs["config"]
+    mine, theirs = trained.model.state_dict(), model.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert not trained.model.training
+    other = tmp_path / "other.nc"
+    _training.write_evaluation(other, cfg, comm, second["final"], {"epoch": 2})
+    ds = open_run(other)[0]
+    assert list(ds["resolution"].values) == [16, 32] and ds.attrs["epoch"] == 2
+    assert float(ds["test_h1"][0]) == second["final"][16]["h1"]
+    with pytest.raises(ValueError, match="is not a run file of solvers.tfno.train"):
+        _training.load_run(other, lambda text: cfg)
+    with Writer(other, record_dim="epoch") as out:
+        for name in SERIES:
+            out.define_series(name)
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        _training.load_run(other, lambda text: cfg)
+    with pytest.raises(ValueError, match="--restart: .* holds no checkpoint"):
+        _training.run_writer(other, cfg, comm, {}, resume=True)
+    assert open_run(other)[0].attrs["finished"] == 0
 
 
 @pytest.mark.mpi
@@ -463,6 +525,7 @@ def test_evaluate_at_every_resolution(dataset, trained, tmp_path):
     for key in ("l2", "h1"):
         np.testing.assert_allclose(ds[f"test_{key}"], run_data[f"final_test_{key}"], rtol=1e-12)
     assert ds.attrs["run"] == str(run) and ds.attrs["epoch"] == 3 and ds.attrs["finished"] == 1
+    assert ds.attrs["command"] == "evaluate"
     assert ds.attrs["train_resolution"] == 16 and ds.attrs["test_samples"] == 2
     assert [Path(p).name for p in summary["plots"]] == [
         "eval_losses.png",
@@ -493,16 +556,17 @@ def test_plot_run(trained):
 
 
 def test_model_presets(learning):
-    cfg = load_with_preset(learning.LearningRun, None, [], learning.MODEL_PRESETS, table="model")
+    from tensorsim.nn.models import fno
+
+    cfg = driver.Train().load(None, [])
     assert cfg.preset == "fno" and cfg.model.factorization == "dense"
     assert cfg.model.n_modes == (16, 16) and cfg.model.hidden_channels == 32
     assert cfg.data.resolution is None and cfg.train == learning.TRAIN_DEFAULTS
+    assert cfg.model == learning.MODEL_PRESETS["fno"]() and cfg.model.in_channels == 2
     counts = {}
     for name in ("fno", "tfno_tucker", "tfno_cp", "tfno_tt", "mg_tfno"):
-        cfg = load_with_preset(
-            learning.LearningRun, None, [f"preset={name}"], learning.MODEL_PRESETS, table="model"
-        )
-        counts[name] = learning.tfno.count_parameters(learning.tfno.build_model(cfg.model))
+        cfg = driver.Train().load(None, [f"preset={name}"])
+        counts[name] = fno.count_parameters(fno.build_model(cfg.model))
         assert cfg.model == learning.MODEL_PRESETS[name]()
     assert cfg.model.mg_levels == 1 and cfg.model.factorization == "tucker"
     # the issue's comparison: TFNO-Tucker with at least 10x fewer parameters than the FNO
@@ -513,9 +577,7 @@ def test_model_presets(learning):
 def test_model_preset_under_a_config_file(learning, tmp_path):
     config = tmp_path / "run.toml"
     config.write_text('preset = "tfno_cp"\n[model]\nrank = 0.2\n')
-    cfg = load_with_preset(
-        learning.LearningRun, config, ["model.n_layers=2"], learning.MODEL_PRESETS, table="model"
-    )
+    cfg = driver.Train().load(config, ["model.n_layers=2"])
     expected = dataclasses.replace(learning.MODEL_PRESETS["tfno_cp"](), rank=0.2, n_layers=2)
     assert cfg.model == expected
 
@@ -525,6 +587,8 @@ def test_model_preset_under_a_config_file(learning, tmp_path):
     [
         ("model.rank=1.5", ConfigError, "model.rank"),
         ("model.rank=0", ConfigError, "model.rank"),
+        ("model.rank=0.2", ConfigError, "'model.rank': 0.2 has no effect without factorized"),
+        ("model.mg_padding=0.25", ConfigError, r"'model.mg_padding': .* without multi-grid"),
         ("model.n_modes=[24, 24]", ConfigError, r"does not fit the 16 x 16 grid.*n_modes"),
         ("model.mg_levels=5", ConfigError, r"does not fit the 16 x 16 grid.*2\*\*levels = 32"),
         ("preset='tfno_tuker'", ConfigError, "did you mean 'tfno_tucker'"),
@@ -540,6 +604,43 @@ def test_bad_training_input(dataset, learning, tmp_path, override, error, match)
     with pytest.raises(error, match=match):
         _train(path, tmp_path / "run.nc", "--set", override)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_refuses_what_it_does_not_use(dataset, trained, tmp_path):
+    run, _ = trained
+    for key, value in (("preset", "mg_tfno"), ("data.path", "x.nc"), ("output.path", "y.nc")):
+        with pytest.raises(ConfigError, match=f"'{key}': names the default run file"):
+            driver.main(["evaluate", "--set", f"evaluate.run={run}", "--set", f"{key}={value}"])
+    with pytest.raises(ConfigError, match="unknown config key 'model'"):
+        driver.main(["evaluate", "--set", f"evaluate.run={run}", "--set", "model.n_layers=2"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_devices_are_checked(dataset, learning, tmp_path):
+    torch = pytest.importorskip("torch")
+    path, _ = dataset
+    with pytest.raises(ConfigError, match="'device': not a torch device"):
+        _train(path, tmp_path / "run.nc", "--set", "device=nowhere")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="'device': 'cuda' requested, but CUDA"):
+            _train(path, tmp_path / "run.nc", "--set", "device=cuda")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_file_with_an_evaluate_table_still_loads(trained, tmp_path):
+    """Run files written when train and evaluate shared one configuration (with [evaluate])."""
+    h5py = pytest.importorskip("h5py")
+    run, _ = trained
+    old = tmp_path / "old.nc"
+    old.write_bytes(run.read_bytes())
+    with h5py.File(old, "a") as f:
+        f.attrs["config"] = str(f.attrs["config"]) + "\n[evaluate]\nplot = false\n"
+    trained_run, scales = driver.load_run(old)
+    assert trained_run.epoch == 3 and trained_run.config.data.n_train == 6
+    assert scales == (
+        trained_run.data.attrs["input_scale"],
+        trained_run.data.attrs["output_scale"],
+    )
 
 
 def test_bad_files(dataset, trained, tmp_path):

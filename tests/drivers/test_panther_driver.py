@@ -1,4 +1,8 @@
-"""End-to-end and unit tests of ``python -m drivers.panther`` (PANTHER pipeline)."""
+"""End-to-end tests of ``python -m drivers.panther`` (PANTHER pipeline).
+
+The method's pieces are tested in tests/solvers/test_panther.py, the file analysis in
+tests/analysis/test_panther_analysis.py.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,8 @@ pytest.importorskip("sklearn")
 xr = pytest.importorskip("xarray")
 
 import drivers.panther as driver  # noqa: E402
-from drivers._panther_runs import (  # noqa: E402
-    classify,
-    factorize,
-    group_overlaps,
-    split_errors,
-)
-from problems.genomics import SyntheticCohortParams, cohort_tensor, synthetic_cohort  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
-from tensorsim.decomp import CP  # noqa: E402
+from problems.genomics import SyntheticCohortParams, synthetic_cohort  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
 
 #: 96 patients, one seed, co2 and knowledge fills, w_ortho 0 and 0.01 (20 projected steps).
@@ -67,80 +64,38 @@ def test_file_layout_and_reported_numbers(tiny_run):
 
 def test_plot_writes_pngs(tiny_run):
     pytest.importorskip("matplotlib")
-    paths = driver.plot(str(tiny_run[0]))
-    assert [p.name for p in paths] == ["tiny_accuracy.png", "tiny_groups.png"]
+    assert driver.main(["plot", str(tiny_run[0])]) is None
+    paths = [tiny_run[0].with_name(f"tiny_{name}.png") for name in ("accuracy", "groups")]
     assert all(p.stat().st_size > 10_000 for p in paths)
 
 
-def test_factorize_error_and_orthogonality_penalty():
-    cohort = synthetic_cohort(SyntheticCohortParams(n_patients=60), rng=0)
-    x = cohort_tensor(cohort).tensor
-    cp, info = factorize(x, 4, w_ortho=0.0, max_iter=300, ortho_iter=1, tol=1e-8, seed=0)
-    xhat = np.einsum("ir,jr,kr->ijk", cp.factors[0] * cp.weights, *cp.factors[1:])
-    xhat *= np.linalg.norm(x)
-    assert info["rel_error"] == pytest.approx(np.linalg.norm(x - xhat) / np.linalg.norm(x))
-    assert min(f.min() for f in cp.factors) >= 0
-    split = np.arange(60) % 3
-    errs = split_errors(x, cp, split)
-    for s in range(3):
-        rows = split == s
-        ref = np.linalg.norm(x[rows] - xhat[rows]) / np.linalg.norm(x[rows])
-        assert errs[s] == pytest.approx(ref)
-
-    def offdiag(c):
-        g = c.factors[0].T @ c.factors[0]
-        return np.sum((g - np.diag(np.diag(g))) ** 2)
-
-    ortho, info2 = factorize(x, 4, w_ortho=0.05, max_iter=300, ortho_iter=40, tol=1e-10, seed=0)
-    assert info2["ortho_iterations"] > 0 and min(f.min() for f in ortho.factors) >= 0
-    assert offdiag(ortho) < 0.5 * offdiag(cp)
-    assert info2["rel_error"] >= info["rel_error"] - 1e-12  # the penalty costs fit
-    # the penalized fit flushes denormals only while it runs (a process-wide torch switch)
-    tiny = torch.tensor(np.finfo(np.float64).tiny, dtype=torch.float64)
-    assert float(tiny / 4) > 0.0
-
-
-def test_classify_matches_sklearn_at_the_chosen_c(rng):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    y = np.repeat(np.arange(3), 40)
-    feats = rng.standard_normal((120, 4)) + 1.5 * np.eye(3, 4)[y]
-    split = np.tile([0, 0, 0, 1, 2], 24)
-    out = classify(feats, y, split, (0.01, 1.0))
-    sc = StandardScaler().fit(feats[split == 0])
-    ref = LogisticRegression(C=out["C"], max_iter=5000).fit(sc.transform(feats[split == 0]),
-                                                           y[split == 0])  # fmt: skip
-    for s in range(3):
-        acc = ref.score(sc.transform(feats[split == s]), y[split == s])
-        assert out["accuracy"][s] == pytest.approx(acc)
-    np.testing.assert_allclose(out["coef"], ref.coef_)
-    assert out["accuracy"][2] > 0.6  # chance 1/3
-
-
-def test_group_overlaps_on_a_constructed_factorization():
-    b = np.zeros((10, 3))
-    b[[0, 1, 2], 0] = [3, 2, 1]
-    b[[5, 6, 7], 1] = 1.0
-    b[[7, 8, 9], 2] = [1, 2, 3]
-    cp = CP(np.ones(3), (np.ones((4, 3)), b, np.ones((5, 3))))
-    planted = [(0, 1, 2), (7, 8, 9)]
-    chosen = [np.array([0, 1, 9]), np.array([5, 6, 7])]
-    overlap, best = group_overlaps(cp, planted, chosen)
-    np.testing.assert_allclose(overlap, [2 / 3, 1 / 3])
-    np.testing.assert_allclose(best, [1.0, 1.0])  # components 0 and 2
-
-
 def test_bad_configuration_is_refused():
+    load = driver.PantherSweep().load
     with pytest.raises(ConfigError, match="files.counts"):
-        load_with_preset(driver.PantherRun, None, ["preset=files", "experiment.files.counts="],
-                         driver.PRESETS, table="experiment")  # fmt: skip
+        load(None, ["preset=files", "experiment.files.counts="])
     with pytest.raises(ConfigError, match="fractions"):
-        load_with_preset(driver.PantherRun, None, ["experiment.classifier.fractions=[0.5, 0.5]"],
-                         driver.PRESETS, table="experiment")  # fmt: skip
+        load(None, ["experiment.classifier.fractions=[0.5, 0.5]"])
     with pytest.raises(ConfigError, match="fills"):
-        load_with_preset(driver.PantherRun, None, ['experiment.sweep.fills=["co3"]'],
-                         driver.PRESETS, table="experiment")  # fmt: skip
+        load(None, ['experiment.sweep.fills=["co3"]'])
+
+
+def test_presets_and_output_path():
+    sweep = driver.PantherSweep()
+    cfg = sweep.load(None, ["preset=serology"])
+    assert cfg.experiment.factor.rank == 4 and cfg.experiment.settings() == [
+        ("none", 0.0), ("none", 0.01)
+    ]  # fmt: skip
+    assert str(sweep.output_path(cfg)) == "runs/panther_serology.nc"
+    cfg = sweep.load(None, ["output.path=x/y.nc"])
+    assert cfg.preset == "synthetic" and str(sweep.output_path(cfg)) == "x/y.nc"
+
+
+def test_sweep_takes_no_restart(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        driver.main(["--max-steps", "3", "--set", f"output.path={tmp_path / 'x.nc'}"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --max-steps" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()
 
 
 def test_files_source_reads_the_tables(tmp_path):
@@ -164,8 +119,44 @@ def test_files_source_reads_the_tables(tmp_path):
     assert summary["table"][("co2", 0.0)]["min_factor"] >= 0
 
 
+def test_files_preset_runs_on_the_shipped_cohort(tmp_path, monkeypatch):
+    """``--set preset=files`` alone reads data/panther/ (absolute paths: any directory)."""
+    from problems.genomics_files import write_cohort
+    from problems.shipped_data import DATA_DIR
+    from tensorsim.testing import differing_variables
+
+    def sets(*pairs):
+        return [arg for pair in pairs for arg in ("--set", pair)]
+
+    names = ("counts", "membership", "samples")
+    files = driver.PantherSweep().load(None, ["preset=files"]).experiment.files
+    tables = [getattr(files, name) for name in names]
+    assert tables == [str(DATA_DIR / "panther" / f"{name}.csv") for name in names]
+    few = ('experiment.sweep.fills=["co2"]', "experiment.sweep.w_orthos=[0.0]",
+           "experiment.sweep.seeds=1", "experiment.factor.max_iter=20",
+           "experiment.classifier.cs=[1.0]")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    summary = driver.main(sets("preset=files", *few))
+    out = tmp_path / "runs" / "panther_files.nc"
+    ds = load_dataset(out)
+    assert ds.attrs["preset"] == ds.attrs["source"] == "files" and ds.attrs["finished"] == 1
+    assert all(f'"{table}"' in ds.attrs["config"] for table in tables)
+    assert dict(ds.sizes) == {
+        "run": 1, "split": 3, "class": 4, "feature": 10, "component": 8,
+        "pathway": 28, "gene": 120,
+    }  # fmt: skip
+    assert list(ds["class"].values) == ["class0", "class1", "class2", "class3"]
+    assert np.isnan(ds["overlap"]).all() and (ds["min_factor"] >= 0).all()
+    assert 0.25 < summary["table"][("co2", 0.0)]["test"] <= 1  # chance 0.25
+    # the tables are the documented cohort (60 patients, seed 5): the same run from its own
+    cohort = synthetic_cohort(SyntheticCohortParams(n_patients=60), rng=5)
+    paths = write_cohort(cohort, "own")
+    own = [f"experiment.files.{n}={p}" for n, p in zip(names, paths, strict=True)]
+    driver.main(sets("preset=files", *few, *own, "output.path=own.nc"))
+    assert differing_variables(out, tmp_path / "own.nc") == []
+
+
 def test_serology_smoke(tmp_path):
-    pytest.importorskip("tensorly")
     out = tmp_path / "sero.nc"
     summary = driver.main([
         "--set", "preset=serology",

@@ -7,6 +7,7 @@ import pytest
 
 import drivers.radiative_transfer as driver
 from problems.radiative_transfer import TransportParams, density, full_rank_solve, time_step
+from solvers.bug import INTEGRATORS
 from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
@@ -123,7 +124,8 @@ def test_periodic_mass_is_conserved(tmp_path, integrator):
 
 @pytest.mark.parametrize(
     ("tree", "edges", "bound"),
-    # measured final errors: 5.1e-2 on the nested tree, 6.4e-5 on the star (see RTSolverParams)
+    # measured final errors: 5.1e-2 on the nested tree, 6.4e-5 on the star (see
+    # problems.radiative_transfer.build_tree)
     [("nested", 4, 0.1), ("star", 3, 3e-4)],
 )
 def test_line_source(tmp_path, tree, edges, bound):
@@ -134,7 +136,7 @@ def test_line_source(tmp_path, tree, edges, bound):
             "--set",
             "problem.boundary=periodic",
             "--set",
-            f"solver.tree={tree}",
+            f"tree={tree}",
             "--set",
             f"output.path={out}",
         ]  # fmt: skip
@@ -178,9 +180,9 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
 
 
 def test_nan_stops_and_keeps_the_checkpoint(tmp_path, break_step):
-    break_step(driver.INTEGRATORS, "augmented_bug", 7, lambda t: t * np.nan)
+    break_step(INTEGRATORS, "augmented_bug", 7, lambda t: t * np.nan)
     out = tmp_path / "nan.nc"
-    with pytest.raises(FloatingPointError, match="step 7 .*checkpoint of step 5"):
+    with pytest.raises(FloatingPointError, match="step 7 .*last checkpoint is that of step 5"):
         driver.main([*SMALL, "--set", f"output.path={out}"])
     from tensorsim.io import open_run
 
@@ -196,14 +198,14 @@ def test_mass_growth_stops_the_run(tmp_path, break_step):
     from tensorsim.io import open_run
 
     args = [*SMALL, "--set", "problem.boundary=periodic", "--set", "output.checkpoint_every=2"]
-    break_step(driver.INTEGRATORS, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
+    break_step(INTEGRATORS, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
     out = tmp_path / "grow.nc"
     with pytest.raises(FloatingPointError, match="step 5 .*grew by 1.000e-04.*of step 4"):
-        driver.main([*args, "--set", "solver.max_mass_growth=1e-6", "--set", f"output.path={out}"])
+        driver.main([*args, "--set", "time.max_growth=1e-6", "--set", f"output.path={out}"])
     ds, checkpoint = open_run(out)
     assert ds.attrs["finished"] == 0 and checkpoint.attrs["step"] == 4
     # the default bound (1e-2) lets such a change through
-    break_step(driver.INTEGRATORS, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
+    break_step(INTEGRATORS, "augmented_bug", 5, lambda t: t * (1 + 1e-4))
     summary = driver.main([*args, "--set", f"output.path={tmp_path / 'ok.nc'}"])
     assert summary["finished"] and abs(summary["mass_change"] - 1e-4) < 1e-12
 
@@ -212,22 +214,39 @@ def test_mass_growth_stops_the_run(tmp_path, break_step):
     ("override", "error", "match"),
     [
         ("solver.integrator='tdvp'", ConfigError, "solver.integrator"),
-        ("solver.integrator='bug'", ConfigError, "solver.integrator"),
+        ("solver.integrator='bug'", ConfigError, "in 'solver'.*conserv.*not to integrator 'bug'"),
         ("solver.rtol=0", ConfigError, "solver.rtol"),
         ("solver.rtol=-1e-3", ConfigError, "solver.rtol"),
-        ("solver.max_rank=1", ConfigError, "smaller than solver.min_rank"),
-        ("solver.initial_rank=60", ConfigError, "solver.initial_rank"),
+        ("solver.max_rank=1", ConfigError, "in 'solver'.*'max_rank': 1 is smaller than min_rank"),
+        ("solver.initial_rank=60", ConfigError, "in 'solver'.*'initial_rank': 60 is larger"),
         ("problem.cfl=1.5", ConfigError, "problem.*stability limit"),
         ("problem.case='plane'", ConfigError, "problem.case"),
         ("preset='line'", ConfigError, "preset"),
         ("output.every=0", ConfigError, "output.every"),
-        ("solver.max_mass_growth=0", ConfigError, "solver.max_mass_growth"),
+        ("time.max_growth=0", ConfigError, "time.max_growth"),
+        ("time.h=0.003", ConfigError, "'time.h': t_end = 0.2 is not a multiple of h = 0.003"),
+        ("tree='chain'", ConfigError, "tree"),
     ],
 )
 def test_bad_input(tmp_path, override, error, match):
     with pytest.raises(error, match=match):
         driver.main([*SMALL, "--set", override, "--set", f"output.path={tmp_path / 'x.nc'}"])
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_time_table_sets_the_grid(tmp_path):
+    out = tmp_path / "t.nc"
+    summary = driver.main(
+        [*SMALL, "--set", "time.t_end=0.1", "--set", "time.h=0.01", "--set", f"output.path={out}"]
+    )
+    assert summary["steps"] == 10 and summary["finished"]
+    ds = load_dataset(out)
+    np.testing.assert_allclose(ds["time"].values, 0.01 * np.arange(11), rtol=0, atol=1e-15)
+    # the reference is the full-rank solution at the run's own record times
+    params = TransportParams(cells=41, degree=7, t_end=0.1)
+    rho = [density(params, u) for u in full_rank_solve(params, ds["time"].values)]
+    np.testing.assert_allclose(ds["density_reference"], rho, rtol=1e-13, atol=1e-15)
+    assert float(ds["error_density"][-1]) < 3e-4
 
 
 def test_preset_gives_the_defaults_and_keeps_overrides(tmp_path):
@@ -255,3 +274,17 @@ def test_plot(tmp_path):
         driver.main(["plot", str(out)])
         for suffix in ("density", "ranks", "mass"):
             assert (tmp_path / f"{name}_{suffix}.png").stat().st_size > 10_000
+
+
+@pytest.mark.mpi
+def test_two_ranks_equal_serial(tmp_path, two_ranks):
+    args = [*LINE, "--set", "solver.integrator=parallel_bug", "--set", "solver.rtol=1e-4"]
+    serial, parallel = tmp_path / "serial.nc", tmp_path / "mpi.nc"
+    driver.main([*args, "--set", f"output.path={serial}"])
+    two_ranks(["-m", "drivers.radiative_transfer", *args, "--set", f"output.path={parallel}"])
+    a, b = load_dataset(serial), load_dataset(parallel)
+    assert b.attrs["mpi_size"] == 2 and b.attrs["finished"] == 1
+    assert b.sizes["time"] == a.sizes["time"]
+    for name in a.data_vars:
+        if name != "wall_time":
+            np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)

@@ -11,8 +11,8 @@ pytest.importorskip("pytorch_optimizer")
 xr = pytest.importorskip("xarray")
 
 import drivers.smmf as driver  # noqa: E402
-from drivers._smmf_runs import OPTIMIZERS, char_task, digits_task, train_run  # noqa: E402
-from tensorsim.config import ConfigError, load_with_preset  # noqa: E402
+from solvers.optimizers import OPTIMIZERS  # noqa: E402
+from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.optim import smmf_state_bytes  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
 
@@ -42,7 +42,7 @@ def test_file_layout_and_curves(cnn_file):
     assert ds.sizes["run"] == len(OPTIMIZERS) and ds.sizes["eval_step"] == 3
     np.testing.assert_array_equal(ds["eval_step"], [0, 3, 6])
     assert [str(v) for v in ds["optimizer"].values] == list(OPTIMIZERS)
-    assert set(driver.OPTIMIZER_NAMES) == set(OPTIMIZERS)
+    assert driver.Experiment().optimizers == OPTIMIZERS
     for name in ("val_loss", "test_loss", "val_accuracy", "test_accuracy"):
         assert np.all(np.isfinite(ds[name].values))
     # every run starts from the same weights (seed 0) and the untrained CNN is near chance
@@ -81,47 +81,10 @@ def test_analysis_and_plots(cnn_file):
     assert cmp["formula_match"] and cmp["criterion"].startswith("test accuracy")
     t = summary["tensors"]
     assert t["smallest"][0] == 10 and t["smallest"][1] > 0.5 > t["model_ratio"]
-    assert "measured == formula: True" in driver.summarize(summary)
-    pngs = driver.plot(str(path))
+    assert "measured == formula: True" in driver.SMMFSweep().summarize(summary)
+    pngs = driver.main.__self__.plot(str(path))
     assert [p.name for p in pngs] == ["cnn_curves.png", "cnn_state.png"]
     assert all(p.stat().st_size > 1000 for p in pngs)
-
-
-def test_transformer_state_bytes_and_learning(tmp_path):
-    task = char_task(
-        corpus="python_source",
-        max_chars=20_000,
-        context=8,
-        batch_size=8,
-        eval_windows=8,
-        width=16,
-        layers=1,
-        heads=2,
-    )
-    out = train_run(
-        task,
-        "smmf",
-        1e-2,
-        0,
-        steps=20,
-        warmup=0,
-        eval_every=20,
-        weight_decay=0.0,
-        decay_rate=-0.8,
-    )
-    assert out["state_bytes"] == out["formula_bytes"] > 0
-    assert out["val_loss"][-1] < out["val_loss"][0] - 0.5
-
-
-def test_a_diverging_run_gives_nan_curves_not_an_error():
-    task = digits_task("mlp", batch_size=8, val_fraction=0.2, data_seed=0)
-    task.sample = lambda seed, step: (torch.full((8, 64), float("nan")), torch.zeros(8).long())
-    out = train_run(
-        task, "smmf", 1e-3, 0, steps=4, warmup=0, eval_every=2, weight_decay=0.0, decay_rate=-0.5
-    )
-    assert out["diverged"] and list(out["steps"]) == [0, 2, 4]
-    assert np.all(np.isnan(out["val_loss"])) and np.isnan(out["step_seconds"])
-    assert out["formula_bytes"] > 0
 
 
 @pytest.mark.parametrize(
@@ -138,25 +101,42 @@ def test_a_diverging_run_gives_nan_curves_not_an_error():
         (["preset=transformer", "experiment.transformer.width=30"], "width"),
         (["preset=resnet"], "preset"),
         (["experiment.optim.adamm.lr=1e-3"], "adamm"),
+        # options the experiment would not use are refused, not ignored
+        (["experiment.data.corpus=python_docs"], "experiment.data.corpus.*transformer"),
+        (["preset=mlp", "experiment.transformer.heads=2"], "transformer.heads"),
+        (["preset=transformer", "experiment.data.val_fraction=0.3"], "data.val_fraction"),
+        (["experiment.optimizers=['adam']", "experiment.optim.sm3.lr=0.2"], "optim.sm3"),
+        (["experiment.optimizers=['adam']", "experiment.optim.decay_rate=-0.8"], "decay_rate"),
     ],
 )
 def test_bad_config_errors(overrides, match):
     with pytest.raises(ConfigError, match=match):
-        load_with_preset(driver.SMMFRun, None, overrides, driver.PRESETS, table="experiment")
+        driver.SMMFSweep().load(None, overrides)
 
 
-def test_presets_and_restart_refused():
-    cfg = load_with_preset(
-        driver.SMMFRun, None, ["preset=transformer"], driver.PRESETS, table="experiment"
-    )
+def test_preset_values_of_unused_options_are_accepted():
+    """The transformer preset's SMMF decay rate is no error when SMMF is not compared."""
+    cfg = driver.SMMFSweep().load(None, ["preset=transformer", "experiment.optimizers=['adam']"])
+    assert cfg.experiment.optim.decay_rate == -0.8 and cfg.experiment.optimizers == ("adam",)
+    cnn = driver.SMMFSweep().load(None, ["experiment.model=mlp", "experiment.data.seed=3"])
+    assert cnn.experiment.data.seed == 3
+
+
+def test_presets_and_restart_refused(capsys):
+    sweep = driver.SMMFSweep()
+    cfg = sweep.load(None, ["preset=transformer"])
     assert cfg.experiment.model == "transformer" and cfg.experiment.optim.decay_rate == -0.8
-    assert str(cfg.path).endswith("smmf_transformer.nc")
+    assert str(sweep.output_path(cfg)).endswith("smmf_transformer.nc")
     assert len(cfg.experiment.settings()) == 6 * 2 * 2
     assert cfg.experiment.optim.lrs("came") == [6e-4, 2e-3]
-    cnn = load_with_preset(driver.SMMFRun, None, [], driver.PRESETS, table="experiment")
+    cnn = sweep.load(None, [])
     assert cnn.experiment.optim.lrs("sm3") == [0.1, 0.3, 1.0, 3.0, 10.0]
-    with pytest.raises(ConfigError, match="--restart and --max-steps are not supported"):
-        driver.main(["--max-steps", "3"])
+    # a sweep that always runs to the end offers neither --restart nor --max-steps
+    for argv in (["--max-steps", "3"], ["--restart", "x.nc"]):
+        with pytest.raises(SystemExit) as info:
+            driver.main(argv)
+        assert info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # ~15-20 s of process start-up on 2 loaded cores: run with -m mpi or -m slow
@@ -173,7 +153,7 @@ def test_two_ranks_give_the_serial_runs(two_ranks, cnn_file, tmp_path):
 
 
 def test_seeded_builders_are_reproducible_and_leave_the_global_generator():
-    from problems.small_models import build_char_transformer, build_digits_cnn
+    from tensorsim.nn.models.small import build_char_transformer, build_digits_cnn
 
     state = torch.random.get_rng_state()
     a, b = build_digits_cnn(seed=3), build_digits_cnn(seed=3)

@@ -166,12 +166,19 @@ def test_presets():
         (["--set", "experiment.solver.step=-1"], "experiment.solver.step"),
         (["--set", "experiment.sweep.alphas=[0.0]"], "experiment.sweep.alphas"),
         (["--set", "experiment.problem.nn=3"], "did you mean 'experiment.problem.n'"),
-        (["--max-steps", "3"], "--restart and --max-steps are not supported"),
     ],
 )
 def test_bad_input(tmp_path, args, match):
     with pytest.raises(ConfigError, match=match):
         driver.main([*args, "--set", f"output.path={tmp_path / 'x.nc'}"])
+    assert not (tmp_path / "x.nc").exists()
+
+
+def test_sweep_takes_no_restart(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        driver.main(["--max-steps", "3", "--set", f"output.path={tmp_path / 'x.nc'}"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --max-steps" in capsys.readouterr().err
     assert not (tmp_path / "x.nc").exists()
 
 

@@ -8,6 +8,7 @@ import pytest
 import drivers.uq as driver
 from problems.radiative_transfer import TransportParams, full_rank_solve
 from problems.uq import UQParams, collocation_reference
+from solvers.bug import INTEGRATORS
 from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
@@ -183,9 +184,9 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
 
 
 def test_nan_stops_and_keeps_the_checkpoint(tmp_path, break_step):
-    break_step(driver.INTEGRATORS, "augmented_bug", 8, lambda t: t * np.inf)
+    break_step(INTEGRATORS, "augmented_bug", 8, lambda t: t * np.inf)
     out = tmp_path / "nan.nc"
-    with pytest.raises(FloatingPointError, match="step 8 .*checkpoint of step 5"):
+    with pytest.raises(FloatingPointError, match="step 8 .*last checkpoint is that of step 5"):
         driver.main([*SMALL, "--set", "output.reference=true", "--set", f"output.path={out}"])
     from tensorsim.io import open_run
 
@@ -199,9 +200,15 @@ def test_nan_stops_and_keeps_the_checkpoint(tmp_path, break_step):
     ("override", "error", "match"),
     [
         ("preset='section_5_4'", ConfigError, "preset.*did you mean"),
-        ("solver.integrator='bug'", ConfigError, "solver.integrator"),
+        ("solver.integrator='bug'", ConfigError, "in 'solver'.*conserv.*not to integrator 'bug'"),
         ("solver.rtol=0", ConfigError, "solver.rtol"),
-        ("solver.min_rank=60", ConfigError, "smaller than solver.min_rank"),
+        (
+            "solver.min_rank=60",
+            ConfigError,
+            "in 'solver'.*'max_rank': 50 is smaller than min_rank",
+        ),
+        ("time.max_growth=-1", ConfigError, "time.max_growth"),
+        ("time.h=0.03", ConfigError, "'time.h': t_end = 0.4 is not a multiple of h = 0.03"),
         ("problem.sigma_s_xi=6.0", ValueError, "sigma_s.*negative"),
         ("problem.nodes_xi=0", ConfigError, "problem.nodes_xi"),
         ("problem.transport.cfl=1.5", ConfigError, "problem.transport.*stability limit"),
@@ -212,6 +219,21 @@ def test_bad_input(tmp_path, override, error, match):
     with pytest.raises(error, match=match):
         driver.main([*SMALL, "--set", override, "--set", f"output.path={tmp_path / 'x.nc'}"])
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_time_table_sets_the_final_time(tmp_path):
+    out = tmp_path / "t.nc"
+    args = ["--set", "time.t_end=0.2", "--set", "output.reference=true"]
+    summary = driver.main([*SMALL, *args, "--set", f"output.path={out}"])
+    assert summary["finished"]
+    ds = load_dataset(out)
+    np.testing.assert_allclose(float(ds["time"][-1]), 0.2, rtol=1e-14)
+    # the reference is the collocation at the run's final time, not at problem.transport.t_end
+    transport = TransportParams(cells=21, degree=5, sigma_s=5.0, t_end=0.2)
+    params = UQParams(transport=transport, nodes_xi=4, nodes_eta=4)
+    ref_mean, _ = collocation_reference(params, lambda p: full_rank_solve(p)[-1])
+    np.testing.assert_allclose(ds["density_mean_reference"], ref_mean, rtol=1e-12, atol=1e-16)
+    assert float(ds["error_mean"]) < 2e-4
 
 
 def test_preset_defaults():

@@ -1,4 +1,4 @@
-"""problems.language and problems.adaptation: offline corpora, digits tasks, the MLP."""
+"""problems.language and problems.adaptation: offline corpora, digits tasks."""
 
 from __future__ import annotations
 
@@ -58,19 +58,3 @@ def test_digits_tasks_share_a_split_and_permute_pixels():
     assert 0.0 <= a.x_train.min() and a.x_train.max() == 1.0
     # stratified: every class in the test split
     assert np.bincount(a.y_test).min() >= 50
-
-
-def test_mlp_layout_and_seeded_weights():
-    torch = pytest.importorskip("torch")
-    from problems.adaptation import build_mlp
-
-    model = build_mlp(width=8, depth=3, generator=torch.Generator().manual_seed(0))
-    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    assert names == ["input", "hidden1", "hidden2", "hidden3", "head"]
-    assert model(torch.zeros(2, 64)).shape == (2, 10)
-    again = build_mlp(width=8, depth=3, generator=torch.Generator().manual_seed(0))
-    for p, q in zip(model.parameters(), again.parameters(), strict=True):
-        assert torch.equal(p, q)
-    assert model.hidden1.weight.abs().max() <= 8**-0.5
-    with pytest.raises(ValueError, match="depth"):
-        build_mlp(depth=0)

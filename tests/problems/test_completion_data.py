@@ -149,10 +149,29 @@ def test_skewed_generator_concentrates_cells():
 
 
 def test_il2_keeps_its_natural_missing_cells_unobserved():
+    # data/il2.npz, no tensorly needed: the observed and the missing cells tile the tensor
+    t, missing = il2_tensor()
+    assert t.shape == (13, 4, 12, 8) and t.values.dtype == np.float64
+    assert missing.shape == (192, 4) and t.nnz + missing.shape[0] == 13 * 4 * 12 * 8
+    cells = np.concatenate([t.indices, missing])
+    assert np.unique(np.ravel_multi_index(cells.T, t.shape)).size == cells.shape[0]
+    assert np.isfinite(t.values).all() and t.values.min() >= 0
+
+
+def test_il2_is_tensorlys_tensor_bit_for_bit():
     pytest.importorskip("tensorly")
     from tensorly.datasets import load_IL2data
 
-    dense = np.asarray(load_IL2data().tensor)
+    from problems.shipped_data import load_arrays
+
+    bunch = load_IL2data()
+    dense = np.asarray(bunch.tensor)
+    shipped = load_arrays("il2.npz", ["tensor", "dims", "ticks_ligands", "ticks_doses"])
+    assert shipped["tensor"].dtype == dense.dtype
+    np.testing.assert_array_equal(shipped["tensor"].view(np.uint64), dense.view(np.uint64))
+    assert shipped["dims"].tolist() == list(bunch.dims)
+    assert shipped["ticks_ligands"].tolist() == list(bunch.ticks[0])
+    np.testing.assert_array_equal(shipped["ticks_doses"], bunch.ticks[2])
     t, missing = il2_tensor()
     assert t.shape == dense.shape == (13, 4, 12, 8)
     assert missing.shape == (int(np.isnan(dense).sum()), 4) == (192, 4)

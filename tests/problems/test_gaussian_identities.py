@@ -10,6 +10,8 @@ torch = pytest.importorskip("torch")
 from problems.gaussian_identities import (  # noqa: E402
     GaussianIdentitiesParams,
     camera,
+    initial_params,
+    make_data,
     make_problem,
     psnr,
     render,
@@ -94,3 +96,18 @@ def test_psnr_and_bad_input(problem):
         GaussianIdentitiesParams(offset_scales=(0.1, 0.1))
     with pytest.raises(TypeError, match="p: expected GaussianIdentitiesParams"):
         make_problem({"n_identities": 3})
+
+
+def test_make_data_renders_the_truth_and_scores_it_exactly(problem):
+    data = make_data(problem)
+    n_train, n_test, size = problem.train.shape[0], problem.test.shape[0], SMALL.image_size
+    assert tuple(data.train.shape) == (n_train, size, size, 3)
+    assert tuple(data.test.shape) == (SMALL.n_identities + 1, n_test, size, size, 3)
+    truth = torch.as_tensor(problem.truth)
+    with torch.no_grad():  # the ground truth reproduces its own images: infinite PSNR
+        assert data.test_psnr(truth[1], 1) == np.inf
+        assert data.train_psnr(lambda i: truth[i]) == np.inf
+        assert data.unseen_train_psnr(truth[problem.unseen]) == np.inf
+        assert data.test_psnr(truth[0], 1) < 40.0  # another identity does not
+    start = data.initial_params(np.random.default_rng(0))
+    np.testing.assert_array_equal(start, initial_params(problem, np.random.default_rng(0)))

@@ -9,6 +9,7 @@ import pytest
 
 from problems.genomics import (
     Cohort,
+    FilterParams,
     SyntheticCohortParams,
     build_tensor,
     cohort_tensor,
@@ -18,7 +19,12 @@ from problems.genomics import (
     stratified_split,
     synthetic_cohort,
 )
-from problems.genomics_files import read_cohort, write_cohort  # noqa: E402
+from problems.genomics_files import (  # noqa: E402
+    FilesParams,
+    patient_data,
+    read_cohort,
+    write_cohort,
+)
 from tensorsim.config import ConfigError
 
 
@@ -229,8 +235,7 @@ def test_bad_arrays_give_clear_errors(rng):
 
 
 def test_serology_tensor_is_nonnegative_with_its_classes():
-    pytest.importorskip("tensorly")
-    data = serology_data()
+    data = serology_data()  # data/serology.npz: no tensorly needed
     assert data.tensor.shape == (438, 6, 11)
     assert data.tensor.min() == 0.0 and np.isfinite(data.tensor).all()
     sizes = dict(zip(data.class_names, np.bincount(data.labels), strict=True))
@@ -239,3 +244,67 @@ def test_serology_tensor_is_nonnegative_with_its_classes():
     np.testing.assert_allclose(
         np.log(serology_data(transform="exp").tensor).min(), -4.4947, atol=1e-4
     )
+
+
+def test_patient_data_is_the_filtered_tensor_of_each_source(tmp_path):
+    params = SyntheticCohortParams(n_patients=40)
+    filters = FilterParams(min_gene_fraction=0.1, min_patient_genes=5)
+    data, raw, full = patient_data(
+        "synthetic", fill="knowledge", cohort=params, filters=filters, rng=[0, 2]
+    )
+    cohort = synthetic_cohort(params, rng=[0, 2])
+    kept = filter_cohort(cohort, min_gene_fraction=0.1, min_patient_genes=5)
+    np.testing.assert_array_equal(data.tensor, cohort_tensor(kept, fill="knowledge").tensor)
+    np.testing.assert_array_equal(raw, kept.counts)
+    assert full == (cohort.pathway_names, cohort.gene_names) and data.planted == kept.planted
+    assert len(full[0]) == 28 and len(data.ticks[0]) == 24  # the 4 nested pathways go
+    # the tables of the same cohort give the same tensor (default filters); a gene without
+    # counts is in the membership table, so unknown_genes="drop" must reach read_cohort
+    counts, member, samples = write_cohort(cohort, tmp_path)
+    files = FilesParams(str(counts), str(member), str(samples), unknown_genes="drop")
+    back, raw_back, _ = patient_data("files", fill="co2", files=files)
+    cohort_back = read_cohort(counts, member, samples, unknown_genes="drop")
+    ref = cohort_tensor(filter_cohort(cohort_back), fill="co2")
+    with pytest.raises(ValueError, match="pass unknown_genes='drop'"):
+        patient_data("files", files=FilesParams(str(counts), str(member), str(samples)))
+    np.testing.assert_array_equal(back.tensor, ref.tensor)
+    assert raw_back.shape == back.tensor.shape[::2]
+    with pytest.raises(ValueError, match="files: source='files' needs"):
+        patient_data("files")
+    with pytest.raises(ValueError, match="source: expected 'synthetic', 'serology' or 'files'"):
+        patient_data("csv")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="min_gene_fraction"):
+        FilterParams(min_gene_fraction=1.5)
+    with pytest.raises(ConfigError, match="unknown_genes"):
+        FilesParams(unknown_genes="keep")  # type: ignore[arg-type]
+
+
+def test_patient_data_serology_is_the_tensor_as_it_is():
+    data, raw, full = patient_data("serology", fill="knowledge", rng=5)
+    np.testing.assert_array_equal(data.tensor, serology_data().tensor)
+    assert raw is None and full == data.ticks
+
+
+def test_serology_is_tensorlys_data_bit_for_bit():
+    pytest.importorskip("tensorly")
+    from tensorly.datasets import load_covid19_serology
+
+    from problems.shipped_data import load_arrays
+
+    bunch = load_covid19_serology()
+    raw = np.asarray(bunch.tensor)
+    keys = ["tensor", "dims", "ticks_samples", "ticks_antigens", "ticks_receptors"]
+    shipped = load_arrays("serology.npz", keys)
+    assert shipped["tensor"].dtype == raw.dtype == np.float64
+    np.testing.assert_array_equal(shipped["tensor"].view(np.uint64), raw.view(np.uint64))
+    assert shipped["dims"].tolist() == list(bunch.dims)
+    for key, ticks in zip(keys[2:], bunch.ticks, strict=True):
+        assert shipped[key].tolist() == [str(t) for t in ticks]
+    # the loader's transforms of the shipped tensor are those of TensorLy's, bit for bit
+    np.testing.assert_array_equal(serology_data().tensor, raw - raw.min())
+    np.testing.assert_array_equal(serology_data(transform="exp").tensor, np.exp(raw))
+    data = serology_data()
+    order = ["Negative", "Mild", "Moderate", "Severe", "Deceased"]
+    assert [data.class_names[k] for k in data.labels] == [str(v) for v in bunch.ticks[0]]
+    assert data.class_names == tuple(order)
+    assert data.ticks == (tuple(bunch.ticks[1]), tuple(bunch.ticks[2]))

@@ -12,6 +12,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from problems.shipped_data import reference_values
 from problems.spin_chain import (
     ExactResult,
     SpinChainParams,
@@ -131,6 +132,11 @@ def test_params_validation():
         hamiltonian(SpinChainParams(sites=3, omega=math.inf))
     with pytest.raises(TypeError, match="SpinChainParams"):
         hamiltonian({"sites": 4})
+    # another model's coupling is refused, not ignored
+    with pytest.raises(ConfigError, match="'jz': a coupling of model 'xxz', not of model 'tfim'"):
+        SpinChainParams(model="tfim", jz=0.5)
+    with pytest.raises(ConfigError, match="'omega'"):
+        SpinChainParams(model="xxz", omega=2.0)
 
 
 # ------------------------------------------------------------------ tree and initial state
@@ -201,11 +207,13 @@ def test_single_site_field_analytic(d):
 def test_tfim_l16_against_tenpy_quimb_tebd():
     # TeNPy TFIChain(L=16, J=1, g=1.5) from all up, TEBD order 2, dt=0.05, chi=32:
     # <Sigmaz_8>(t=2) = 0.792260 (quimb TEBD 0.792256); TEBD carries a Trotter error.
+    # The values and their origin: data/references.toml.
+    ref = reference_values("tfim_l16_tebd")
     p = SpinChainParams(model="tfim", sites=16, j=1.0, g=1.5)
     res = exact_dynamics(p, np.array([0.0, 2.0]))
     value = res.mz[-1, 8]
-    print(f"TFIM L=16 exact <Z_8>(t=2) = {value:.8f} (TeNPy TEBD 0.792260)")
-    assert abs(value - 0.79226) < 1e-3, value
+    print(f"TFIM L=16 exact <Z_8>(t=2) = {value:.8f} (TeNPy TEBD {ref['tenpy']:.6f})")
+    assert abs(value - ref["tenpy"]) < 1e-3, value
     # all up: <Z_i> = 1 and <X_i X_i+1> = 0, so E = -g L
     np.testing.assert_allclose(res.energy, -1.5 * 16, atol=1e-10)
     np.testing.assert_allclose(res.norm, 1.0, atol=1e-12)
@@ -224,7 +232,7 @@ def test_long_range_energy_formula():
     e = long_range_energy_all_up(16, 1.0, 2.0, 1.0)
     h15 = sum(1.0 / k for k in range(1, 16))
     assert e == pytest.approx(16 + 2 * (16 * h15 - 15), rel=1e-14)
-    assert e == pytest.approx(92.1833, abs=5e-5)
+    assert e == pytest.approx(reference_values("long_range_ising_d16")["energy"], abs=5e-5)
 
 
 def occupations(d: int) -> np.ndarray:
@@ -273,14 +281,15 @@ def test_long_range_ising_d12():
 
 def test_long_range_ising_d16_reference():
     # bug-ttn.md section 7: exact mz_mean(1) = 0.95905871 and E = 92.1833 (d = 16, 2412.00858
-    # Sec. 5.1 parameters, all sites in (1, 0)).
+    # Sec. 5.1 parameters, all sites in (1, 0)); the values: data/references.toml.
+    ref = reference_values("long_range_ising_d16")
     p = SpinChainParams()
     res = exact_dynamics(p, np.array([0.0, 1.0]))
     print(f"long-range Ising d=16 mz_mean(1) = {res.mz_mean[-1]:.8f}, E = {res.energy[-1]:.6f}")
-    assert res.mz_mean[-1] == pytest.approx(0.95905871, abs=5e-9)
+    assert res.mz_mean[-1] == pytest.approx(ref["mz_mean_t1"], abs=5e-9)
     e = long_range_energy_all_up(16, 1.0, 2.0, 1.0)
     np.testing.assert_allclose(res.energy, e, rtol=1e-12)
-    assert res.energy[-1] == pytest.approx(92.1833, abs=5e-5)
+    assert res.energy[-1] == pytest.approx(ref["energy"], abs=5e-5)
     np.testing.assert_allclose(res.norm, 1.0, atol=1e-12)
 
 

@@ -1,23 +1,33 @@
-"""Analysis, summary and plots of a ``drivers.smmf`` output file.
+"""Findings, summary and figures of the optimizer comparison (``drivers.smmf``, arXiv 2412.08894).
 
 :func:`analyse` selects, per optimizer, the learning rate with the best mean final
 validation metric (accuracy, then loss, for the digits models; loss for the transformer) and
 reports the test metrics of its runs (mean and standard deviation over seeds), the measured
-and predicted optimizer-state bytes and SMMF's gaps to Adam. :func:`plot` writes the curves
-and the state-bytes chart next to the file.
+and predicted optimizer-state bytes and SMMF's gaps to Adam; :func:`summary_lines` formats
+them. :func:`plots` draws the curves of the selected runs and the state-bytes chart.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["analyse", "plot", "summarize"]
+from analysis.figures import figure, save
 
-logger = logging.getLogger("drivers.smmf")
+__all__ = ["ACCURACY_POINTS", "LABELS", "LOSS_NATS", "analyse", "plots", "summary_lines"]
+
+#: Display names of the optimizers (:data:`solvers.optimizers.OPTIMIZERS`).
+LABELS = {
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "adafactor": "Adafactor (torch)",
+    "came": "CAME",
+    "sm3": "SM3",
+    "smmf": "SMMF",
+}
 
 #: Acceptance of issue 9: SMMF's test accuracy at most 1 point below Adam's (digits models),
 #: its test loss at most 0.05 nats above Adam's (transformer).
@@ -125,10 +135,11 @@ def analyse(ds: Any) -> dict[str, Any]:
     return out
 
 
-def summarize(summary: dict[str, Any]) -> str:
-    """The closing log lines of a run."""
-    lines = [f"wrote {summary['path']} in {summary['wall_time']:.1f} s"]
-    for name, v in summary.get("table", {}).items():
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The lines of :func:`analyse`'s findings: one per optimizer, then SMMF against Adam."""
+    lines = []
+    table = summary.get("table", {})
+    for name, v in table.items():
         formula = "" if np.isnan(v["formula_bytes"]) else f" (formula {v['formula_bytes']:.0f})"
         lines.append(
             f"  {name:<9} lr {v['lr']:.0e}{'*' if v['lr_at_edge'] else ' '} "
@@ -136,10 +147,10 @@ def summarize(summary: dict[str, Any]) -> str:
             f"test loss {v['test_loss']:.4f} +- {v['test_loss_std']:.4f}  "
             f"state {v['state_bytes']} B{formula}, {v.get('state_ratio', np.nan):.4f} x Adam"
         )
-    diverged = {k: v["diverged_runs"] for k, v in summary.get("table", {}).items()}
+    diverged = {k: v["diverged_runs"] for k, v in table.items()}
     if any(diverged.values()):
         lines.append(f"  diverged runs (whole grid): {diverged}")
-    if any(v["lr_at_edge"] for v in summary.get("table", {}).values()):
+    if any(v["lr_at_edge"] for v in table.values()):
         lines.append("  (*: selected learning rate at an end of the grid)")
     cmp = summary.get("smmf_vs_adam")
     if cmp:
@@ -156,26 +167,19 @@ def summarize(summary: dict[str, Any]) -> str:
             f"{t['largest'][1]:.4f} for its largest tensor ({t['largest'][0]} entries), "
             f"{t['smallest'][1]:.4f} for its smallest ({t['smallest'][0]} entries)"
         )
-    return "\n".join(lines)
+    return lines
 
 
-def plot(path: str) -> list[Path]:
-    """Write ``<file>_curves.png`` and ``<file>_state.png`` next to an output file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from drivers._smmf_runs import LABELS
-    from tensorsim.io import open_run
-
-    ds, _ = open_run(path)
+def plots(ds: Any, base: Path) -> list[Path]:
+    """The curves of the selected runs (``<base>_curves.png``) and the state bytes (``_state``)."""
     found = analyse(ds)
-    table = found["table"]
-    base = Path(path).with_suffix("")
+    return [_plot_curves(ds, found, base), _plot_state(ds, found, base)]
+
+
+def _plot_curves(ds: Any, found: Mapping[str, Any], base: Path) -> Path:
     steps = ds["eval_step"].values
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    for name, v in table.items():
+    fig, axes = figure(1, 3, figsize=(15, 4.3))
+    for name, v in found["table"].items():
         label = f"{LABELS.get(name, name)} (lr {v['lr']:.0e})"
         axes[0].plot(steps[1:], v["curves"]["train_loss"][1:], label=label)
         axes[1].plot(steps, v["curves"]["test_loss"], label=label)
@@ -190,12 +194,12 @@ def plot(path: str) -> list[Path]:
         f"{ds.attrs['model']} ({found['parameters']:,} parameters): selected learning rate "
         "per optimizer, mean over seeds"
     )
-    fig.tight_layout()
-    out = [base.with_name(base.name + "_curves.png")]
-    fig.savefig(out[0], dpi=120)
-    plt.close(fig)
+    return save(fig, base, "curves")
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+
+def _plot_state(ds: Any, found: Mapping[str, Any], base: Path) -> Path:
+    table = found["table"]
+    fig, axes = figure(1, 2, figsize=(12, 4.3))
     names = list(table)
     x = np.arange(len(names))
     axes[0].bar(x, [table[n]["state_bytes"] / 1e3 for n in names], label="measured")
@@ -214,8 +218,4 @@ def plot(path: str) -> list[Path]:
     )
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    out.append(base.with_name(base.name + "_state.png"))
-    fig.savefig(out[1], dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, base, "state")

@@ -1,15 +1,18 @@
-"""Analysis, summary and plots of ``drivers.dain`` output files.
+"""Tables and figures of DAIN runs (``drivers.dain``, arXiv 2108.10248).
 
-:func:`analyse` reads a sweep file: per model and augmentation the mean test RMSE and MAE
-over seeds (with standard errors), and per model the paired differences of DAIN against the
-other methods, seed by seed (``dain - other``; negative: DAIN better), with their mean,
-standard error and number of pairs. :func:`fit_exponent` fits ``time ~ cells^p`` by least
-squares in log-log; :func:`plot` writes the figures of a sweep or scaling file.
+:func:`analyse` reads a ``sweep`` file (record dimension ``run``): per model and
+augmentation the mean test RMSE and MAE over seeds (with standard errors), and per model the
+paired differences of DAIN against the other methods, seed by seed (``dain - other``;
+negative: DAIN better), with their mean, standard error and number of pairs (:func:`paired`);
+:func:`summary_lines` formats them. :func:`fit_exponent` fits ``time ~ cells^p`` by least
+squares in log-log (the ``scaling`` command), :func:`scaling_lines` formats the times.
+:func:`sweep_plots` draws the test RMSE per model and method and the paired differences;
+:func:`scaling_plots` the times against the observed cells; :func:`plots` picks one by the
+file's ``command`` attribute.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,15 +20,33 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["analyse", "fit_exponent", "paired", "plot", "summarize"]
+from analysis.figures import figure, save
 
-logger = logging.getLogger("drivers.dain")
+__all__ = [
+    "METRICS",
+    "TIMES",
+    "analyse",
+    "fit_exponent",
+    "paired",
+    "plots",
+    "scaling_lines",
+    "scaling_plots",
+    "summary_lines",
+    "sweep_plots",
+]
 
+#: The test errors compared between methods.
 METRICS = ("test_rmse", "test_mae")
+
+#: The timed parts of one DAIN run in a ``scaling`` file.
+TIMES = ("seconds", "train_seconds", "influence_seconds", "augment_seconds")
 
 
 def fit_exponent(cells: Sequence[float], seconds: Sequence[float]) -> float:
-    """Slope of ``log(seconds)`` against ``log(cells)`` (least squares); NaN for < 2 points."""
+    """Slope of ``log(seconds)`` against ``log(cells)`` (least squares); NaN for < 2 points.
+
+    Points with a non-positive time are left out.
+    """
     x, y = np.log(np.asarray(cells, float)), np.asarray(seconds, float)
     keep = y > 0
     if keep.sum() < 2:
@@ -34,7 +55,10 @@ def fit_exponent(cells: Sequence[float], seconds: Sequence[float]) -> float:
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Mean of ``a - b`` over pairs, its standard error (``sd / sqrt(n)``) and ``n``."""
+    """Mean of ``a - b`` over pairs, its standard error (``sd / sqrt(n)``), ``n`` and ``wins``.
+
+    ``wins`` counts the pairs with ``a < b``.
+    """
     d = np.asarray(a, float) - np.asarray(b, float)
     n = d.size
     se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
@@ -51,15 +75,21 @@ def _runs(ds: Any) -> dict[tuple[str, str], dict[int, int]]:
 
 
 def analyse(ds: Any) -> dict[str, Any]:
-    """The sweep's findings from its file.
+    """The findings of a ``sweep`` file.
+
+    Parameters
+    ----------
+    ds
+        An output file of ``drivers.dain sweep`` (opened).
 
     Returns
     -------
     dict
         ``table``: (model, augmentation) -> mean and standard error over seeds of
-        ``test_rmse`` and ``test_mae`` (``<metric>_se``), ``seeds``, mean ``train_seconds``
-        and ``influence_seconds``; ``paired``: (model, other augmentation) -> metric ->
-        :func:`paired` statistics of ``dain - other`` over the common seeds.
+        ``test_rmse`` and ``test_mae`` (``<metric>_se``), ``seeds``, mean ``train_seconds``,
+        ``influence_seconds`` and ``augment_seconds``; ``paired``: (model, other
+        augmentation) -> metric -> :func:`paired` statistics of ``dain - other`` over the
+        common seeds.
     """
     runs = _runs(ds)
     table: dict[tuple[str, str], dict[str, Any]] = {}
@@ -91,7 +121,7 @@ def analyse(ds: Any) -> dict[str, Any]:
     return {"table": table, "paired": pairs}
 
 
-def summarize(found: dict[str, Any]) -> str:
+def summary_lines(found: dict[str, Any]) -> list[str]:
     """Text lines of :func:`analyse`'s table and paired differences."""
     lines = []
     for (model, method), v in found.get("table", {}).items():
@@ -106,15 +136,36 @@ def summarize(found: dict[str, Any]) -> str:
             f"  {model:<9} dain - {method:<10} RMSE {r['mean']:+.4f} +- {r['se']:.4f}  "
             f"MAE {m['mean']:+.4f} +- {m['se']:.4f}  (DAIN lower in {r['wins']}/{r['n']})"
         )
-    return "\n".join(lines)
+    return lines
 
 
-def _plot_sweep(ds: Any, base: Path, plt: Any) -> list[Path]:
+def scaling_lines(rows: Sequence[dict[str, Any]], exponents: dict[str, float]) -> list[str]:
+    """Text lines of the ``scaling`` command: the times per size and the fitted exponents.
+
+    ``rows`` hold ``cells`` and the times of :data:`TIMES` and ``retrain_seconds``;
+    ``exponents`` the :func:`fit_exponent` of each of :data:`TIMES`.
+    """
+    lines = [
+        f"  {r['cells']:>9} cells: {r['seconds']:.2f} s (train {r['train_seconds']:.2f}, "
+        f"influence {r['influence_seconds']:.2f}, sampling {r['augment_seconds']:.2f}, "
+        f"retrain {r['retrain_seconds']:.2f})"
+        for r in rows
+    ]
+    ex = exponents
+    lines.append(
+        f"  time ~ cells^{ex['seconds']:.3f} (train {ex['train_seconds']:.3f}, influence "
+        f"{ex['influence_seconds']:.3f}, sampling {ex['augment_seconds']:.3f})"
+    )
+    return lines
+
+
+def sweep_plots(ds: Any, base: Path) -> list[Path]:
+    """Test RMSE per model and method (bars), paired differences to DAIN (error bars)."""
     found = analyse(ds)
     table, pairs = found["table"], found["paired"]
     models = list(dict.fromkeys(k[0] for k in table))
     methods = list(dict.fromkeys(k[1] for k in table))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = figure(1, 2, figsize=(12, 4.5))
     width = 0.8 / max(1, len(methods))
     for j, method in enumerate(methods):
         x = np.arange(len(models)) + j * width
@@ -138,17 +189,14 @@ def _plot_sweep(ds: Any, base: Path, plt: Any) -> list[Path]:
     for ax in axes:
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"DAIN augmentation ({ds.attrs['preset']}, ratio {ds.attrs['ratio']})")
-    fig.tight_layout()
-    out = base.with_name(base.name + "_rmse.png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return [out]
+    return [save(fig, base, "rmse")]
 
 
-def _plot_scaling(ds: Any, base: Path, plt: Any) -> list[Path]:
+def scaling_plots(ds: Any, base: Path) -> list[Path]:
+    """Wall time of each part of one DAIN run against the observed cells (log-log)."""
     cells = ds["size"].values
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for key in ("seconds", "train_seconds", "influence_seconds", "augment_seconds"):
+    fig, ax = figure(figsize=(6.5, 4.5))
+    for key in TIMES:
         ax.loglog(cells, ds[key].values, "o-", label=key.replace("_", " "))
     ref = ds["seconds"].values[0] * cells / cells[0]
     ax.loglog(cells, ref, "k--", lw=0.8, label="linear")
@@ -156,24 +204,11 @@ def _plot_scaling(ds: Any, base: Path, plt: Any) -> list[Path]:
     ax.set_title(f"one DAIN run, time ~ cells^{float(ds.attrs['exponent']):.2f}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = base.with_name(base.name + "_scaling.png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return [out]
+    return [save(fig, base, "scaling")]
 
 
-def plot(path: str) -> list[Path]:
-    """Write the PNG plots of a ``sweep`` or ``scaling`` file next to it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tensorsim.io import open_run
-
-    ds, _ = open_run(path)
-    base = Path(path).with_suffix("")
+def plots(ds: Any, base: Path) -> list[Path]:
+    """:func:`scaling_plots` or :func:`sweep_plots`, by the file's ``command`` attribute."""
     if ds.attrs["command"] == "scaling":
-        return _plot_scaling(ds, base, plt)
-    return _plot_sweep(ds, base, plt)
+        return scaling_plots(ds, base)
+    return sweep_plots(ds, base)

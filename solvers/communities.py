@@ -4,7 +4,7 @@
 Louvain modularity optimization (networkx, the default) or a nested weighted stochastic block
 model (graph-tool, optional); :func:`partition_nmi` and :func:`epoch_scores` score found
 partitions against planted ones by normalized mutual information (scikit-learn). Used by the
-dynamic functional connectome (:mod:`problems.connectome`, arXiv 2402.14102).
+dynamic functional connectome (:mod:`solvers.connectome`, arXiv 2402.14102).
 
 NumPy-only (the graph libraries work on host data); networkx, scikit-learn and graph-tool
 are imported inside the functions that use them.

@@ -1,0 +1,274 @@
+"""The experiment base of every driver: a declaration that the one generic ``main`` runs.
+
+A driver module says what its experiment is (see ``drivers/tubal.py``)::
+
+    class TubalSweep(Sweep):
+        config = TubalRun                      # the top-level configuration (frozen Params)
+        presets = PRESETS                      # preset name -> defaults of ``preset_table``
+
+        def cases(self, run): ...              # the independent cases
+        def run_case(self, run, case): ...     # one case, on whichever rank gets it
+        def layout(self, run): ...             # what the file holds (Layout)
+        plots = staticmethod(analysis.tubal.plots)
+
+    main = Driver("tubal", __doc__, TubalSweep()).main
+
+:class:`Experiment` loads the configuration (with its presets) and declares the log line
+before the run, the run, the summary line and the plots of an output file. :class:`Sweep`
+spreads independent cases over the MPI ranks (:class:`tensorsim.parallel.Executor`) and
+writes one record per case. Restartable experiments (a state in time, a model in training)
+derive from :class:`Experiment` and run the loops of :mod:`solvers.evolution` and
+:mod:`solvers.training` (``drivers/_evolution.py``). :class:`drivers._cli.Driver` is the
+command line. A file is declared by a :class:`Layout` of :class:`Var`; :func:`new_writer`
+opens a :class:`tensorsim.io.Writer` with it and :func:`write_records` writes a sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import operator
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from drivers._layout import Layout, Var, new_writer, write_records
+from tensorsim.config import (
+    ConfigError,
+    Params,
+    load_config,
+    load_with_preset,
+    param,
+)
+from tensorsim.parallel import Executor
+
+__all__ = [
+    "Experiment",
+    "Layout",
+    "OutputParams",
+    "Sweep",
+    "SweepRun",
+    "Var",
+    "new_writer",
+    "write_records",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputParams(Params):
+    """The output file.
+
+    Attributes
+    ----------
+    path
+        Output netCDF4/HDF5 file (its directory is created).
+    """
+
+    path: str = param("runs/run.nc", "output file")
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+class Experiment:
+    """One experiment of a driver (a driver with subcommands has one per command).
+
+    Subclasses set the class attributes and implement :meth:`run`; the other methods have
+    defaults.
+
+    Attributes
+    ----------
+    config
+        The top-level configuration class.
+    presets
+        Preset name -> function returning the defaults of the ``preset_table`` table; the
+        configuration then has a top-level ``preset`` field.
+    preset_table
+        The table a preset sets.
+    restartable
+        Whether the experiment takes ``--restart FILE`` and ``--max-steps N``.
+    help
+        One line, shown by ``--help`` of a driver with subcommands.
+    """
+
+    config: ClassVar[type[Params]]
+    presets: ClassVar[Mapping[str, Callable[[], Params]]] = {}
+    preset_table: ClassVar[str] = "experiment"
+    restartable: ClassVar[bool] = False
+    help: ClassVar[str] = ""
+
+    def load(self, path: str | Path | None = None, overrides: Sequence[str] = ()) -> Params:
+        """The configuration from the defaults, the preset, a TOML file and ``KEY=VALUE``.
+
+        Raises
+        ------
+        ConfigError
+            Also for an option of :meth:`unused` that differs from its default (the preset's
+            value): an option without effect is refused, never ignored.
+        """
+        if self.presets:
+            cfg = load_with_preset(
+                self.config, path, list(overrides), self.presets, table=self.preset_table
+            )
+            default = self.presets[cfg.preset]()
+        else:
+            cfg = load_config(self.config, path, list(overrides))
+            default = getattr(self.config(), self.preset_table, None)
+        table = getattr(cfg, self.preset_table, None)
+        for key, why in self.unused(cfg).items():
+            given, preset = operator.attrgetter(key)(table), operator.attrgetter(key)(default)
+            if given != preset:
+                raise ConfigError(f"config key '{self.preset_table}.{key}': {why}")
+        return cfg
+
+    def unused(self, cfg: Any) -> Mapping[str, str]:
+        """Options of the ``preset_table`` table (key -> why) that this run does not read."""
+        return {}
+
+    def describe(self, cfg: Any, n_ranks: int) -> str:
+        """The log line before the run."""
+        preset = f"{cfg.preset}, " if hasattr(cfg, "preset") else ""
+        return f"{preset}on {n_ranks} rank(s)"
+
+    def run(
+        self, cfg: Any, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
+    ) -> dict[str, Any]:
+        """Run (or, if :attr:`restartable`, continue) the experiment; return a summary."""
+        raise NotImplementedError
+
+    def summarize(self, summary: Mapping[str, Any]) -> str:
+        """The log line after the run."""
+        return f"{summary.get('wall_time', 0.0):.1f} s; wrote {summary['path']}"
+
+    def plots(self, ds: Any, base: Path) -> list[Path]:
+        """Write the PNG plots of the output file ``ds`` (opened) as ``<base>_*.png``."""
+        return []
+
+
+@dataclass
+class SweepRun:
+    """What the hooks of a :class:`Sweep` see of the run in progress.
+
+    Attributes
+    ----------
+    cfg
+        The configuration.
+    comm
+        The communicator.
+    data
+        What :meth:`Sweep.prepare` returned (shared input of every case, e.g. a tensor or a
+        data set; the same on every rank).
+    cases
+        The cases, once :meth:`Sweep.cases` returned them.
+    results
+        The results of :meth:`Sweep.run_case`, in case order (on every rank), once computed.
+    path
+        The output file.
+    """
+
+    cfg: Any
+    comm: Any
+    data: Any = None
+    cases: list[Any] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    path: Path | None = None
+
+
+class Sweep(Experiment):
+    """Independent cases over the MPI ranks, one record per case, written at the end.
+
+    :meth:`run` builds the shared input (:meth:`prepare`), computes ``run_case(run, case)``
+    for every case of :meth:`cases`, each whole on one rank (LPT by :meth:`cost`; the
+    results are the same for any number of ranks), writes :meth:`records` with
+    :meth:`layout`, and adds :meth:`finish` to the summary (``path``, ``wall_time``,
+    ``busy_time`` per rank). Every hook gets the :class:`SweepRun` in progress.
+
+    Attributes
+    ----------
+    length_key
+        The configuration key that sets the length of a case, named when ``--restart`` or
+        ``--max-steps`` is refused.
+    """
+
+    length_key: ClassVar[str] = "the configuration"
+
+    def prepare(self, cfg: Any, executor: Executor) -> Any:
+        """The input shared by every case (default None), the same on every rank.
+
+        ``executor`` spreads independent parts of it over the ranks (collective).
+        """
+        return None
+
+    def cases(self, run: SweepRun) -> Sequence[Any]:
+        """The independent cases (picklable labels)."""
+        raise NotImplementedError
+
+    def cost(self, run: SweepRun, case: Any) -> float:
+        """Estimated cost of a case, for the load balance."""
+        return 1.0
+
+    def run_case(self, run: SweepRun, case: Any) -> dict[str, Any]:
+        """Compute one case (on whichever rank it was given to)."""
+        raise NotImplementedError
+
+    def layout(self, run: SweepRun) -> Layout:
+        """What the file holds (the series are taken from :meth:`records` by name)."""
+        raise NotImplementedError
+
+    def records(self, run: SweepRun) -> Iterable[Mapping[str, Any]]:
+        """The records of the file, in order (default: one per case, its result)."""
+        return run.results
+
+    def output_path(self, cfg: Any) -> Path:
+        """The output file (default ``cfg.output.path``)."""
+        return Path(cfg.output.path)
+
+    def state(self, run: SweepRun) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Arrays and attributes stored as the file's ``/state`` (default none)."""
+        return None
+
+    def finish(self, run: SweepRun) -> dict[str, Any]:
+        """Entries added to the summary once the file is written (default none)."""
+        return {}
+
+    def report(self, summary: Mapping[str, Any]) -> str:
+        """The results part of the summary line (default none)."""
+        return ""
+
+    def summarize(self, summary: Mapping[str, Any]) -> str:
+        """:meth:`report`, the wall time and busy time per rank, the file."""
+        busy = ", ".join(f"{t:.1f}" for t in summary["busy_time"])
+        times = f"{summary['wall_time']:.1f} s (busy time per rank {busy} s)"
+        return "; ".join(p for p in (self.report(summary), times, f"wrote {summary['path']}") if p)
+
+    def run(
+        self, cfg: Any, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
+    ) -> dict[str, Any]:
+        """Run every case over the ranks, write the file; return the summary."""
+        if restart is not None or max_steps is not None:
+            raise ConfigError(
+                "this sweep runs to the end: --restart and --max-steps are not supported "
+                f"(use {self.length_key})"
+            )
+        start = time.perf_counter()
+        executor = Executor(comm)
+        run = SweepRun(cfg, comm, self.prepare(cfg, executor), path=self.output_path(cfg))
+        run.cases = list(self.cases(run))
+        run.results = executor.map(
+            functools.partial(self.run_case, run),
+            run.cases,
+            costs=[self.cost(run, case) for case in run.cases],
+        )
+        layout, state = self.layout(run), self.state(run)
+        write_records(run.path, cfg, comm, layout, self.records(run), state=state)
+        summary: dict[str, Any] = {
+            "path": str(run.path),
+            "wall_time": time.perf_counter() - start,
+            "busy_time": executor.last_timings,
+        }
+        summary.update(self.finish(run))
+        return summary

@@ -1,0 +1,139 @@
+"""Output files declared: a :class:`Layout` of :class:`Var` and the writer it opens.
+
+A driver says what its file holds — the record dimension, coordinates (with long names and
+units), dimensions without coordinates, static variables, series and root attributes — and
+:func:`new_writer` opens a :class:`tensorsim.io.Writer` with all of it defined (the resolved
+configuration stored as the ``config`` attribute); :func:`write_records` writes a whole
+sweep, one record per entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tensorsim.config import Params, config_to_toml
+
+if TYPE_CHECKING:
+    from tensorsim.io import Writer
+
+__all__ = ["Layout", "Var", "new_writer", "write_records"]
+
+
+@dataclass(frozen=True)
+class Var:
+    """One variable of an output file.
+
+    Attributes
+    ----------
+    name
+        Variable name.
+    dims
+        Its dimensions (a series gets the record dimension in front).
+    dtype
+        NumPy dtype name, or ``str`` for a label series.
+    units, long_name
+        CF attributes.
+    """
+
+    name: str
+    dims: tuple[str, ...] = ()
+    dtype: Any = "float64"
+    units: str | None = None
+    long_name: str = ""
+
+
+@dataclass
+class Layout:
+    """What an output file holds.
+
+    Attributes
+    ----------
+    record_dim
+        The unlimited record dimension (``"time"``, ``"run"``, ``"setting"``, ...).
+    series
+        Variables with one entry per record.
+    coords
+        Static coordinates: name -> values, ``(values, long_name)`` or
+        ``(values, long_name, units)``.
+    dims
+        Dimensions without a coordinate: name -> size.
+    variables
+        Static variables: ``(Var, values)`` pairs.
+    attrs
+        Root attributes.
+    record_units
+        Units of the record coordinate (``"1"`` for an index, None to leave it out).
+    """
+
+    record_dim: str
+    series: Sequence[Var]
+    coords: Mapping[str, Any] = field(default_factory=dict)
+    dims: Mapping[str, int] = field(default_factory=dict)
+    variables: Sequence[tuple[Var, Any]] = ()
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    record_units: str | None = None
+
+
+def new_writer(path: str | Path, cfg: Params, comm: Any, layout: Layout) -> Writer:
+    """Open a :class:`tensorsim.io.Writer` at ``path`` with every part of ``layout`` defined.
+
+    The resolved configuration is stored as the ``config`` attribute; rank 0 creates the
+    directory.
+    """
+    from tensorsim.io import Writer
+
+    path = Path(path)
+    if comm.rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    out = Writer(
+        path,
+        record_dim=layout.record_dim,
+        record_units=layout.record_units,
+        comm=comm,
+        config=config_to_toml(cfg),
+        attrs=dict(layout.attrs),
+    )
+    for name, entry in layout.coords.items():
+        values, long_name, units = (
+            (*entry, None)[:3] if isinstance(entry, tuple) else (entry, None, None)
+        )
+        out.set_coordinate(name, values, long_name=long_name, units=units)
+    for name, size in layout.dims.items():
+        out.set_dimension(name, size)
+    for var, values in layout.variables:
+        out.set_variable(var.name, var.dims, values, units=var.units, long_name=var.long_name)
+    for var in layout.series:
+        out.define_series(
+            var.name, var.dims, dtype=var.dtype, units=var.units, long_name=var.long_name
+        )
+    return out
+
+
+def write_records(
+    path: str | Path,
+    cfg: Params,
+    comm: Any,
+    layout: Layout,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    state: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+) -> None:
+    """Write a file of ``layout`` with one record per entry of ``records`` (at index 0, 1, ...).
+
+    Each record maps the name of every series of ``layout`` to its value (other keys are
+    ignored). ``state`` (arrays, attributes), if given, is stored as the file's ``/state``
+    (e.g. trained models). Collective in the sense of :class:`tensorsim.io.Writer`: only
+    rank 0 writes.
+    """
+    names = [var.name for var in layout.series]
+    with new_writer(path, cfg, comm, layout) as out:
+        for i, record in enumerate(records):
+            missing = [n for n in names if n not in record]
+            if missing:
+                raise KeyError(f"record {i} has no value for the series {missing}")
+            out.append(i, **{n: record[n] for n in names})
+        if state is not None:
+            out.checkpoint(*state)
