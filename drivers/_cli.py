@@ -4,10 +4,9 @@
 [--max-steps N]`` runs (or continues) an experiment of :mod:`drivers._base`;
 ``python -m drivers.NAME plot FILE`` writes the plots of an output file. A restart reads the
 configuration stored in the file on rank 0 and broadcasts it; errors on any rank abort every
-rank (:func:`tensorsim.parallel.abort_on_error`). :func:`build_parser` and
-:func:`config_from_args` turn a :class:`tensorsim.config.Params` class into ``--config`` /
-``--set`` options with a ``--help`` that lists every option, its default, doc and
-constraints.
+rank (:func:`tensorsim.parallel.abort_on_error`). :func:`build_parser` turns a
+:class:`tensorsim.config.Params` class into ``--config`` / ``--set`` options with a
+``--help`` that lists every option, its default, doc and constraints.
 """
 
 from __future__ import annotations
@@ -19,14 +18,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tensorsim.config import ConfigError, Params, config_from_toml, describe_options, load_config
+from tensorsim.config import ConfigError, Params, config_from_toml, describe_options
 from tensorsim.log import setup_logging
 from tensorsim.parallel import abort_on_error, get_comm
 
 if TYPE_CHECKING:
     from drivers._base import Experiment
 
-__all__ = ["Driver", "build_parser", "config_from_args"]
+__all__ = ["Driver", "build_parser"]
 
 C = TypeVar("C", bound=Params)
 
@@ -77,31 +76,6 @@ def build_parser(cls: type[Params], *, prog: str, description: str) -> argparse.
         help=f"override one option, e.g. --set {example} (repeatable)",
     )
     return parser
-
-
-def config_from_args(cls: type[C], namespace: argparse.Namespace) -> C:
-    """Build a configuration from parsed ``--config`` and ``--set`` arguments.
-
-    Parameters
-    ----------
-    cls
-        The top-level :class:`Params` dataclass.
-    namespace
-        The result of ``build_parser(cls, ...).parse_args()``.
-
-    Returns
-    -------
-    P
-        The validated configuration.
-
-    Raises
-    ------
-    ConfigError
-        As :func:`load_config`.
-    """
-    return load_config(
-        cls, getattr(namespace, "config", None), getattr(namespace, "set", None) or ()
-    )
 
 
 class Driver:

@@ -22,7 +22,7 @@ with its hooks and closes the file (``finished = 1`` only when the last step was
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,17 +30,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from drivers._base import Experiment, Layout, Var, new_writer
+from solvers.bug import BUGParams, LinearTreeRHS, make_stepper
 from solvers.evolution import TimeEvolution
 from tensorsim._array_api import to_numpy
 from tensorsim.config import Params, param
 from tensorsim.parallel import Executor
-from tensorsim.ttn import TTN, Tree
+from tensorsim.ttn import TTN, Tree, inner
+from tensorsim.ttn.conservation import functional_network
+from tensorsim.ttn.operator import to_ttno
 
 if TYPE_CHECKING:
     from solvers.bug import StepInfo, Stepper
     from tensorsim.io import Writer
 
-__all__ = ["STEP_SERIES", "Evolution", "EvolutionOutput", "Setup"]
+__all__ = ["STEP_SERIES", "Evolution", "EvolutionOutput", "Setup", "mass_setup"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,39 @@ class Setup:
     monitored: str = "mass"
     extra: dict[str, Any] = field(default_factory=dict)
     reference: Any = None
+
+
+def mass_setup(
+    solver: BUGParams,
+    tree: Tree,
+    operator: Any,
+    vectors: Sequence[Any],
+    weights: Sequence[Any],
+    *,
+    h: float,
+    n_steps: int,
+    executor: Executor,
+    extra: dict[str, Any],
+) -> Setup:
+    """A linear problem ``du/dt = A u`` monitored by its mass ``<W, u>``.
+
+    ``operator`` is a sum of products on ``tree``, ``vectors`` the sites of the initial
+    product state and ``weights`` those of the mass functional ``W`` (kept in the bases and
+    restored by every truncation when ``solver.conserve``).
+    """
+    rhs = LinearTreeRHS(to_ttno(operator, tree), factor=1.0)
+    state = solver.initial_state(tree, vectors, conserve=weights)
+    w = functional_network(state, weights)
+    return Setup(
+        tree=tree,
+        rhs=rhs,
+        state=state,
+        stepper=make_stepper(solver, rhs, executor=executor, conserve=weights),
+        monitor=lambda y: float(inner(w, y)),
+        h=h,
+        n_steps=n_steps,
+        extra=extra,
+    )
 
 
 class Evolution(Experiment):

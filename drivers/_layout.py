@@ -9,6 +9,7 @@ sweep, one record per entry.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,15 +126,25 @@ def write_records(
 
     Each record maps the name of every series of ``layout`` to its value (other keys are
     ignored). ``state`` (arrays, attributes), if given, is stored as the file's ``/state``
-    (e.g. trained models). Collective in the sense of :class:`tensorsim.io.Writer`: only
-    rank 0 writes.
+    (e.g. trained models). The file is written as ``<path>.partial-<pid>`` and renamed to
+    ``path`` once complete, so ``path`` holds its previous contents or the finished file,
+    never a part. Collective in the sense of :class:`tensorsim.io.Writer`: only rank 0
+    writes.
     """
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
     names = [var.name for var in layout.series]
-    with new_writer(path, cfg, comm, layout) as out:
-        for i, record in enumerate(records):
-            missing = [n for n in names if n not in record]
-            if missing:
-                raise KeyError(f"record {i} has no value for the series {missing}")
-            out.append(i, **{n: record[n] for n in names})
-        if state is not None:
-            out.checkpoint(*state)
+    try:
+        with new_writer(partial, cfg, comm, layout) as out:
+            for i, record in enumerate(records):
+                missing = [n for n in names if n not in record]
+                if missing:
+                    raise KeyError(f"record {i} has no value for the series {missing}")
+                out.append(i, **{n: record[n] for n in names})
+            if state is not None:
+                out.checkpoint(*state)
+        if comm.rank == 0:
+            os.replace(partial, path)
+    finally:
+        if comm.rank == 0:
+            partial.unlink(missing_ok=True)

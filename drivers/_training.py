@@ -1,38 +1,108 @@
-"""The driver side of neural-operator training: the run file of :func:`solvers.tfno.train`.
+"""The driver side of neural-operator training: configurations and files of ``train``.
 
-:mod:`solvers.tfno` trains and tests without touching files; here (imported on first use, it
-needs torch) a run of ``python -m drivers.navier_stokes train`` gets its file:
-:func:`run_writer` opens a new run file (the series of :data:`solvers.tfno.SERIES` over the
-record dimension ``epoch``) or continues the file of a stopped run; :func:`fit` writes the
-parameter counts, trains with one record and one checkpoint per epoch, writes the errors at
-every resolution after the last epoch and closes the file, finished or not; :func:`load_run`
-reads a run file back with the model of its checkpoint; :func:`write_evaluation` writes the
-errors of ``evaluate`` over ``resolution``.
+:mod:`solvers.tfno` trains and tests without touching files; here (imported on first use: it
+needs torch) the ``train`` and ``evaluate`` commands of ``drivers.navier_stokes`` get their
+configurations (:class:`LearningRun`, :class:`EvaluationRun`) and files: :func:`run_writer`
+opens or continues a run file, :func:`fit` trains with one record and one checkpoint per
+epoch and closes it, :func:`load_run` / :func:`load_learning_run` read one back with its
+model, :func:`write_evaluation` and :func:`plot_run` write what ``evaluate`` finds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 
+import problems.navier_stokes_data as nsd
 from drivers._base import Layout, Var, new_writer
 from solvers import tfno
-from tensorsim.config import Params
+from tensorsim.config import ConfigError, Params, load_config, param
 from tensorsim.nn.models.fno import TFNOParams
 
 if TYPE_CHECKING:
     from problems.navier_stokes_data import Split
     from tensorsim.io import Writer
 
-__all__ = ["TrainedRun", "fit", "load_run", "run_writer", "write_evaluation"]
+__all__ = [
+    "EvaluationRun",
+    "LearningRun",
+    "TrainedRun",
+    "fit",
+    "load_learning_run",
+    "load_run",
+    "plot_run",
+    "run_path",
+    "run_writer",
+    "write_evaluation",
+]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunFileParams(Params):
+    """The run file of ``train``."""
+
+    path: str | None = param(None, "run file; none: <data.path without .nc>_<preset>.nc")
+
+
+Preset = Literal["fno", "tfno_tucker", "tfno_cp", "tfno_tt", "mg_tfno"]
+
+
+@dataclass(frozen=True)
+class LearningRun(Params):
+    """Configuration of ``python -m drivers.navier_stokes train`` (stored in the run file)."""
+
+    preset: Preset = param("fno", "defaults of the model table (solvers.tfno.MODEL_PRESETS)")
+    device: str = param("cpu", "torch device of model and data (cpu, cuda, cuda:1)")
+    data: nsd.LearningDataParams = param(nsd.LearningDataParams(), "the dataset and its split")
+    model: TFNOParams = param(tfno.MODEL_PRESETS["fno"](), "the model")
+    train: tfno.TrainParams = param(tfno.TRAIN_DEFAULTS, "Adam, StepLR, loss")
+    output: RunFileParams = param(RunFileParams(), "the run file of train")
+
+
+@dataclass(frozen=True)
+class EvaluateParams(Params):
+    """What ``evaluate`` tests and writes."""
+
+    run: str | None = param(None, "run file to evaluate; none: that of preset and data.path")
+    dataset: str | None = param(None, "dataset; none: the one the run was trained on")
+    path: str | None = param(None, "evaluation file; none: <run without .nc>_evaluation.nc")
+    plot: bool = param(False, "also write prediction, error and loss plots (PNG)")
+    plot_samples: int = param(3, "test samples shown in the prediction plots", ge=1)
+
+
+@dataclass(frozen=True)
+class EvaluationRun(Params):
+    """Configuration of ``python -m drivers.navier_stokes evaluate``."""
+
+    preset: Preset = param("fno", "preset of the run (names its default run file)")
+    device: str = param("cpu", "torch device of model and data (cpu, cuda, cuda:1)")
+    data: nsd.DatasetFileParams = param(nsd.DatasetFileParams(), "the dataset of the run")
+    output: RunFileParams = param(RunFileParams(), "the run file of train")
+    evaluate: EvaluateParams = param(EvaluateParams(), "what evaluate tests and writes")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        given = {"preset": self.preset != "fno", "output.path": self.output.path is not None,
+                 "data.path": self.data != nsd.DatasetFileParams()}  # fmt: skip
+        for key in (k for k in given if given[k] and self.evaluate.run):
+            raise ConfigError(f"config key {key!r}: names the default run file, not used "
+                              f"with evaluate.run = {self.evaluate.run!r}")  # fmt: skip
+
+
+def run_path(cfg: LearningRun | EvaluationRun) -> Path:
+    """The run file of a configuration: ``output.path`` or its default."""
+    data = Path(cfg.data.path)
+    return Path(cfg.output.path or data.with_name(f"{data.stem}_{cfg.preset}.nc"))
 
 
 def run_writer(
@@ -198,3 +268,33 @@ def write_evaluation(
     with new_writer(path, cfg, comm, Layout("resolution", series, attrs=attrs)) as out:
         for n, values in errors.items():
             out.append(n, test_l2=values["l2"], test_h1=values["h1"])
+
+
+def plot_run(loaded: tuple[TrainedRun, tuple[float, float]], dataset: str, base: Path,
+             samples: int = 3) -> list[Path]:  # fmt: skip
+    """Loss curves of a loaded run (with its scales) and its predictions on ``dataset``."""
+    from analysis.navier_stokes import plot_losses, plot_predictions
+    from problems.navier_stokes_data import test_fields
+
+    trained, scales = loaded
+    data, written = trained.config.data, [plot_losses(trained.data, base)]
+    tests = test_fields(dataset, data.n_test, scales, data.forcing, first=samples)
+    inputs = {n: t[1] for n, t in tests.items()}
+    for n, pred in tfno.predict_grids(trained.model, inputs).items():
+        pred = pred[:, 0].numpy() * scales[1]
+        written.append(plot_predictions(trained.data, trained.epoch, tests[n][0], pred, base))
+    return written
+
+
+def load_learning_run(
+    path: str | Path, *, device: str = "cpu"
+) -> tuple[TrainedRun, tuple[float, float]]:
+    """A run of ``train`` and its scales: model inputs ``w0 / s[0]``, outputs ``w(T) / s[1]``."""
+
+    def config(text: str) -> LearningRun:  # older run files have an unused evaluate table
+        table = {k: v for k, v in tomllib.loads(text).items() if k != "evaluate"}
+        return load_config(LearningRun, data=table)
+
+    trained = load_run(path, config, device=device)
+    attrs = trained.data.attrs
+    return trained, (float(attrs["input_scale"]), float(attrs["output_scale"]))

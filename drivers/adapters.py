@@ -28,6 +28,7 @@ arXiv 2106.09685 (LoRA), 2404.02948 (PiSSA), 2402.01376 (LoTR), 2506.15251 (SoKA
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -210,12 +211,12 @@ class AdaptersSweep(_Adapters):
     plots = staticmethod(report.sweep_plots)
 
     def prepare(self, cfg: AdaptersRun, executor: Executor) -> dict[str, Any]:
-        """The task, the pretrained model (trained on rank 0, broadcast) and its metrics."""
-        e = cfg.experiment
+        """The task, the pretrained model (trained on one rank, given to all) and its metrics."""
+        e, seed = cfg.experiment, cfg.experiment.data.seed
         task = tasks.adaptation_task(e.task, e.model, e.data)
-        model, metrics = runs.shared_pretrained(
-            task, e.pretrain, seed=e.data.seed, comm=executor.comm
-        )
+        pretrain = functools.partial(runs.pretrained_state, task, e.pretrain, seed=seed)
+        state, metrics = executor.map(lambda _: pretrain(), [0])[0]
+        model = runs.pretrained_model(task, state, seed=seed)
         return {"task": task, "model": model, "metrics": metrics}
 
     def cases(self, run: SweepRun) -> list[tuple[str, int, float, int]]:

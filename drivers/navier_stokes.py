@@ -7,8 +7,6 @@ epoch; ``evaluate`` tests a run at every stored resolution; ``plot FILE`` draws 
 run or an evaluation (:mod:`analysis.navier_stokes`)::
 
     python -m drivers.navier_stokes generate                       # 1200 samples, 128 -> 64, 128
-    mpirun -n 4 python -m drivers.navier_stokes generate --set data.samples=2000 \\
-        --set data.viscosity=1e-4 --set data.path=runs/ns_1e-4.nc
     python -m drivers.navier_stokes generate --set preset=tiny     # 8 samples at 32: seconds
     python -m drivers.navier_stokes plot runs/navier_stokes.nc     # some input/output pairs
     mpirun -n 2 python -m drivers.navier_stokes train --set preset=tfno_tucker
@@ -24,27 +22,26 @@ the ``model`` defaults of ``train`` (:data:`solvers.tfno.MODEL_PRESETS`). The ru
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib
 import logging
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import problems.navier_stokes_data as nsd
-import solvers
-import tensorsim
-from analysis.navier_stokes import plot_dataset, plot_losses, plot_predictions
-from drivers._base import Experiment
+from analysis.navier_stokes import plot_dataset
+from drivers._base import Experiment, Layout, Sweep, SweepRun, Var
 from drivers._cli import Driver
 from problems.navier_stokes import DatasetParams
-from tensorsim.config import ConfigError, Params, config_to_toml, load_config, param
+from tensorsim.config import Params, param
 
-__all__ = ["PRESETS", "EvaluationRun", "LearningRun", "NavierStokesRun", "load_run", "main"]
+__all__ = ["COMMANDS", "PRESETS", "NavierStokesRun", "main"]
+
+if TYPE_CHECKING:
+    from drivers._training import EvaluationRun, LearningRun
 
 logger = logging.getLogger("drivers.navier_stokes")
 
@@ -70,106 +67,72 @@ class NavierStokesRun(Params):
     generate: nsd.GenerateParams = param(nsd.GenerateParams(), "how generate computes the data")
 
 
-@dataclass(frozen=True)
-class RunFileParams(Params):
-    """The run file of ``train``."""
-
-    path: str | None = param(None, "run file; none: <data.path without .nc>_<preset>.nc")
-
-
-Preset = Literal["fno", "tfno_tucker", "tfno_cp", "tfno_tt", "mg_tfno"]
-
-
-@dataclass(frozen=True)
-class LearningRun(Params):
-    """Configuration of ``python -m drivers.navier_stokes train`` (stored in the run file)."""
-
-    preset: Preset = param("fno", "defaults of the model table (solvers.tfno.MODEL_PRESETS)")
-    device: str = param("cpu", "torch device of model and data (cpu, cuda, cuda:1)")
-    data: nsd.LearningDataParams = param(nsd.LearningDataParams(), "the dataset and its split")
-    model: tensorsim.nn.models.fno.TFNOParams = dataclasses.field(
-        default_factory=lambda: _tfno().MODEL_PRESETS["fno"](), metadata={"doc": "the model"}
-    )
-    train: solvers.tfno.TrainParams = dataclasses.field(
-        default_factory=lambda: _tfno().TRAIN_DEFAULTS, metadata={"doc": "Adam, StepLR, loss"}
-    )
-    output: RunFileParams = param(RunFileParams(), "the run file of train")
-
-
-@dataclass(frozen=True)
-class EvaluateParams(Params):
-    """What ``evaluate`` tests and writes."""
-
-    run: str | None = param(None, "run file to evaluate; none: that of preset and data.path")
-    dataset: str | None = param(None, "dataset; none: the one the run was trained on")
-    path: str | None = param(None, "evaluation file; none: <run without .nc>_evaluation.nc")
-    plot: bool = param(False, "also write prediction, error and loss plots (PNG)")
-    plot_samples: int = param(3, "test samples shown in the prediction plots", ge=1)
-
-
-@dataclass(frozen=True)
-class EvaluationRun(Params):
-    """Configuration of ``python -m drivers.navier_stokes evaluate``."""
-
-    preset: Preset = param("fno", "preset of the run (names its default run file)")
-    device: str = param("cpu", "torch device of model and data (cpu, cuda, cuda:1)")
-    data: nsd.DatasetFileParams = param(nsd.DatasetFileParams(), "the dataset of the run")
-    output: RunFileParams = param(RunFileParams(), "the run file of train")
-    evaluate: EvaluateParams = param(EvaluateParams(), "what evaluate tests and writes")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        given = {"preset": self.preset != "fno", "output.path": self.output.path is not None,
-                 "data.path": self.data != nsd.DatasetFileParams()}  # fmt: skip
-        for key in (k for k in given if given[k] and self.evaluate.run):
-            raise ConfigError(f"config key {key!r}: names the default run file, not used "
-                              f"with evaluate.run = {self.evaluate.run!r}")  # fmt: skip
-
-
-def run_path(cfg: LearningRun | EvaluationRun) -> Path:
-    """The run file of a configuration: ``output.path`` or its default."""
-    data = Path(cfg.data.path)
-    return Path(cfg.output.path or data.with_name(f"{data.stem}_{cfg.preset}.nc"))
-
-
-class Generate(Experiment):
+class Generate(Sweep):
     """Solve the samples in batches over the ranks; rank 0 writes the dataset file."""
 
     config, presets, preset_table = NavierStokesRun, PRESETS, "data"
     help = "solve the samples over the MPI ranks and write the dataset file"
     plots = staticmethod(plot_dataset)
 
-    def run(self, cfg: NavierStokesRun, comm: Any, **_: Any) -> dict[str, Any]:
-        """Solve every batch, write the file (rank 0); the summary."""
-        start, data = time.perf_counter(), cfg.data
-        results, busy = nsd.solve_batches(data, cfg.generate, comm)
-        if comm.rank == 0:
-            nsd.write_dataset(data.path, data, results, comm=comm, config=config_to_toml(cfg),
-                              attrs={"command": "generate"})  # fmt: skip
-        wall = time.perf_counter() - start
-        return {**nsd.dataset_summary(data, results), "busy_time": busy, "wall_time": wall}
+    def prepare(self, cfg: NavierStokesRun, executor: Any) -> tuple[Any, Any]:
+        """The array namespace and device of the backend (logged with the batch size)."""
+        xp, dev = nsd.array_backend(cfg.generate)
+        logger.info('backend="%s" (device %s), batch=%d', cfg.generate.backend, dev,
+                    cfg.generate.batch)  # fmt: skip
+        return xp, dev
+
+    def cases(self, run: SweepRun) -> list[tuple[int, ...]]:
+        """Consecutive batches of sample indices, each solved whole on one rank."""
+        return nsd.batches(run.cfg.data.samples, run.cfg.generate.batch)
+
+    def cost(self, run: SweepRun, case: tuple[int, ...]) -> float:
+        """The batch size."""
+        return len(case)
+
+    def run_case(self, run: SweepRun, case: tuple[int, ...]) -> dict[str, Any]:
+        """One batch (:func:`problems.navier_stokes_data.solve_batch`)."""
+        return nsd.solve_batch(run.cfg.data, case, *run.data)
+
+    def output_path(self, cfg: NavierStokesRun) -> Path:
+        """``data.path``."""
+        return Path(cfg.data.path)
+
+    def layout(self, run: SweepRun) -> Layout:
+        """Record dimension ``sample``; :func:`problems.navier_stokes_data.dataset_variables`."""
+        coords, fields = nsd.dataset_variables(run.cfg.data)
+        series = [Var(name, dims, "float32", long_name=text) for name, dims, text in fields]
+        largest = max(r["max_cfl"] for r in run.results)
+        attrs = {"command": "generate", **nsd.dataset_attrs(run.cfg.data, largest)}
+        return Layout("sample", series, coords=coords, attrs=attrs)
+
+    def records(self, run: SweepRun) -> list[dict[str, Any]]:
+        """One record per sample, in order."""
+        return [{name: v[k] for name, v in r["fields"].items()}
+                for r in run.results for k in range(len(r["indices"]))]  # fmt: skip
+
+    def finish(self, run: SweepRun) -> dict[str, Any]:
+        """Samples, time steps and the largest CFL number."""
+        return nsd.dataset_summary(run.cfg.data, run.results)
 
     def describe(self, cfg: NavierStokesRun, n_ranks: int) -> str:
         """The dataset and the backend."""
         g, data = cfg.generate, nsd.describe_dataset(cfg.data)
         return f"{data}; {g.backend}, batches of {g.batch} on {n_ranks} rank(s)"
 
-    def summarize(self, summary: Mapping[str, Any]) -> str:
-        """Samples, time per sample and per rank, largest CFL number, the file."""
-        busy, n = summary["busy_time"], summary["samples"]
-        return (
-            f"{n} samples in {summary['wall_time']:.1f} s ({sum(busy) / n:.3f} s per sample; "
-            f"busy time per rank {', '.join(f'{t:.1f}' for t in busy)} s), largest CFL "
-            f"number {summary['largest_cfl']:.3f}; wrote {summary['path']}"
-        )
+    def report(self, summary: Mapping[str, Any]) -> str:
+        """Samples, time per sample and the largest CFL number."""
+        n, busy = summary["samples"], summary["busy_time"]
+        return (f"{n} samples ({sum(busy) / n:.3f} s per sample), largest CFL number "
+                f"{summary['largest_cfl']:.3f}")  # fmt: skip
 
 
 class _Learning(Experiment):
-    """A command on a run of ``train``: its plots are those of the run (:func:`_plot_run`)."""
+    """A command on a run of ``train``: its plots are those of the run."""
 
     def plots(self, ds: Any, base: Path) -> list[Path]:
         """Loss curves of the run and its predictions on the dataset of the file."""
-        return _plot_run(ds.attrs.get("run", ds.encoding["source"]), ds.attrs["dataset"], base)
+        run = ds.attrs.get("run", ds.encoding["source"])
+        return _training().plot_run(_training().load_learning_run(run), ds.attrs["dataset"], base)
 
 
 class Train(_Learning):
@@ -179,15 +142,18 @@ class Train(_Learning):
     help = "train FNO / TFNO / MG-TFNO on a dataset (data parallel over the ranks)"
 
     @property
-    def config(self) -> type[LearningRun]:  # type: ignore[override]
-        """:class:`LearningRun`, once :mod:`solvers.tfno` defines its model and train tables."""
-        _tfno()
-        return LearningRun
+    def config(self) -> type[Params]:  # type: ignore[override]
+        """:class:`drivers._training.LearningRun` (imported on first use: it needs torch)."""
+        return _training().LearningRun
 
     @property
     def presets(self) -> Mapping[str, Callable[[], Params]]:  # type: ignore[override]
         """:data:`solvers.tfno.MODEL_PRESETS`."""
         return _tfno().MODEL_PRESETS
+
+    def unused(self, cfg: LearningRun) -> dict[str, str]:
+        """Model options without effect (:func:`solvers.tfno.unused_model_options`)."""
+        return _tfno().unused_model_options(cfg.model)
 
     def run(
         self, cfg: LearningRun, comm: Any, *, restart: Path | None = None,
@@ -199,11 +165,10 @@ class Train(_Learning):
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"--max-steps: expected a positive number of epochs, got {max_steps}")
         start, m, tfno = time.perf_counter(), cfg.model, _tfno()
-        tfno.check_unused(m, tfno.MODEL_PRESETS[cfg.preset]())
         split = nsd.load_split(cfg.data, (m.in_channels, m.out_channels), cfg.device)
         model = build_model(m, device=cfg.device)
         tfno.check_grid(model, split.x_train, f"data.resolution = {split.resolution}")
-        path, training = Path(restart or run_path(cfg)), _training()
+        path, training = Path(restart or _training().run_path(cfg)), _training()
         attrs = {"command": "train", "preset": cfg.preset, "dataset": cfg.data.path,
                  **split.run_attrs()}  # fmt: skip
         out, checkpoint, done = training.run_writer(
@@ -231,14 +196,18 @@ class Train(_Learning):
 class Evaluate(_Learning):
     """Test a trained run at every stored resolution of a dataset."""
 
-    config = EvaluationRun
     help = "test a trained run at every stored resolution of a dataset"
+
+    @property
+    def config(self) -> type[Params]:  # type: ignore[override]
+        """:class:`drivers._training.EvaluationRun` (imported on first use: it needs torch)."""
+        return _training().EvaluationRun
 
     def run(self, cfg: EvaluationRun, comm: Any, **_: Any) -> dict[str, Any]:
         """The errors per resolution (NaN where the model does not fit the grid); the file."""
         nsd.torch_device(cfg.device, "device")
-        run = Path(cfg.evaluate.run or run_path(cfg))
-        (trained, scales), tfno = load_run(run, device=cfg.device), _tfno()
+        run = Path(cfg.evaluate.run or _training().run_path(cfg))
+        (trained, scales), tfno = _training().load_learning_run(run, device=cfg.device), _tfno()
         data, dataset = trained.config.data, cfg.evaluate.dataset or trained.config.data.path
         tests = nsd.test_fields(dataset, data.n_test, scales, data.forcing, cfg.device)
         fields, batch = {n: t[1:] for n, t in tests.items()}, trained.config.train.eval_batch_size
@@ -252,7 +221,12 @@ class Evaluate(_Learning):
         _training().write_evaluation(path, cfg, comm, errors, attrs)
         plots = []
         if cfg.evaluate.plot and comm.rank == 0:
-            plots = _plot_run(run, dataset, path.with_suffix(""), cfg.evaluate.plot_samples)
+            plots = _training().plot_run(
+                _training().load_learning_run(run),
+                dataset,
+                path.with_suffix(""),
+                cfg.evaluate.plot_samples,
+            )
         return {"path": str(path), "run": str(run), "dataset": str(dataset), "errors": errors,
                 "epoch": trained.epoch, "plots": [str(p) for p in plots]}  # fmt: skip
 
@@ -265,31 +239,6 @@ class Evaluate(_Learning):
         """The errors per resolution."""
         return (f"{summary['run']} after {summary['epoch']} epochs: test relative L2 (H1) "
                 f"{_tfno().errors_text(summary['errors'])}; wrote {summary['path']}")  # fmt: skip
-
-
-def load_run(path: str | Path, *, device: str = "cpu") -> tuple[Any, tuple[float, float]]:
-    """A run of ``train`` and its scales: model inputs ``w0 / s[0]``, outputs ``w(T) / s[1]``."""
-
-    def config(text: str) -> LearningRun:  # older run files have an unused evaluate table
-        table = {k: v for k, v in tomllib.loads(text).items() if k != "evaluate"}
-        return load_config(LearningRun, data=table)
-
-    trained = _training().load_run(path, config, device=device)
-    attrs = trained.data.attrs
-    return trained, (float(attrs["input_scale"]), float(attrs["output_scale"]))
-
-
-def _plot_run(run: str | Path, dataset: str, base: Path, samples: int = 3) -> list[Path]:
-    """Loss curves of a run and its predictions on ``samples`` test samples of ``dataset``."""
-    trained, scales = load_run(run)
-    data, written = trained.config.data, [plot_losses(trained.data, base)]
-    tests = nsd.test_fields(dataset, data.n_test, scales, data.forcing, first=samples)
-    for n, pred in (
-        _tfno().predict_grids(trained.model, {n: t[1] for n, t in tests.items()}).items()
-    ):
-        pred = pred[:, 0].numpy() * scales[1]
-        written.append(plot_predictions(trained.data, trained.epoch, tests[n][0], pred, base))
-    return written
 
 
 COMMANDS = {"generate": Generate(), "train": Train(), "evaluate": Evaluate()}

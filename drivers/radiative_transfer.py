@@ -47,7 +47,7 @@ import numpy as np
 from analysis.radiative_transfer import plots
 from drivers._base import Layout, Var
 from drivers._cli import Driver
-from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
+from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup, mass_setup
 from problems.radiative_transfer import (
     TransportParams,
     build_tree,
@@ -61,13 +61,11 @@ from problems.radiative_transfer import (
     transport_operator,
     tree_density,
 )
-from solvers.bug import BUGParams, LinearTreeRHS, StepInfo, make_stepper
+from solvers.bug import BUGParams, StepInfo
 from solvers.evolution import EvolutionParams, record_steps
 from tensorsim.config import Params, param
 from tensorsim.parallel import Executor
-from tensorsim.ttn import TTN, inner
-from tensorsim.ttn.conservation import functional_network
-from tensorsim.ttn.operator import to_ttno
+from tensorsim.ttn import TTN
 
 __all__ = ["PRESETS", "RadiativeTransfer", "RadiativeTransferRun", "main"]
 
@@ -125,21 +123,11 @@ class RadiativeTransfer(Evolution):
         check_problem(params)
         h, n_steps = cfg.time.grid(time_step(params)[0], params.t_end, table="time")
         op = transport_operator(params)
-        tree = build_tree(op.dims, cfg.tree)
-        rhs = LinearTreeRHS(to_ttno(op, tree), factor=1.0)
         weights = mass_weights(params)
-        state = cfg.solver.initial_state(tree, initial_moments(params), conserve=weights)
-        w = functional_network(state, weights)
-        return Setup(
-            tree=tree,
-            rhs=rhs,
-            state=state,
-            stepper=make_stepper(cfg.solver, rhs, executor=executor, conserve=weights),
-            monitor=lambda y: float(inner(w, y)),
-            h=h,
-            n_steps=n_steps,
-            extra={"params": params, "iso": weights[-1]},
-        )
+        return mass_setup(
+            cfg.solver, build_tree(op.dims, cfg.tree), op, initial_moments(params), weights,
+            h=h, n_steps=n_steps, executor=executor, extra={"params": params, "iso": weights[-1]},
+        )  # fmt: skip
 
     def layout(self, cfg: RadiativeTransferRun, setup: Setup) -> Layout:
         """Cell centres and edges; density, mass, ranks, step data, reference."""

@@ -49,7 +49,7 @@ import numpy as np
 from analysis.uq import plots
 from drivers._base import Layout, Var
 from drivers._cli import Driver
-from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
+from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup, mass_setup
 from problems.radiative_transfer import check_problem, grid, space_names, time_step
 from problems.uq import (
     UQParams,
@@ -60,13 +60,11 @@ from problems.uq import (
     uq_operator,
     uq_tree,
 )
-from solvers.bug import BUGParams, LinearTreeRHS, StepInfo, make_stepper
+from solvers.bug import BUGParams, StepInfo
 from solvers.evolution import EvolutionParams
 from tensorsim.config import Params, param
 from tensorsim.parallel import Executor
-from tensorsim.ttn import TTN, inner
-from tensorsim.ttn.conservation import functional_network
-from tensorsim.ttn.operator import to_ttno
+from tensorsim.ttn import TTN
 
 if TYPE_CHECKING:
     from tensorsim.io import Writer
@@ -137,21 +135,11 @@ class UQ(Evolution):
         check_problem(params.transport, "problem.transport")
         h0, _ = time_step(params.transport)
         h, n_steps = cfg.time.grid(h0, params.transport.t_end, table="time")
-        tree = uq_tree(params)
-        rhs = LinearTreeRHS(to_ttno(uq_operator(params), tree), factor=1.0)
-        weights = uq_mass_weights(params)
-        state = cfg.solver.initial_state(tree, initial_vectors(params), conserve=weights)
-        w = functional_network(state, weights)
-        return Setup(
-            tree=tree,
-            rhs=rhs,
-            state=state,
-            stepper=make_stepper(cfg.solver, rhs, executor=executor, conserve=weights),
-            monitor=lambda y: float(inner(w, y)),
-            h=h,
-            n_steps=n_steps,
+        return mass_setup(
+            cfg.solver, uq_tree(params), uq_operator(params), initial_vectors(params),
+            uq_mass_weights(params), h=h, n_steps=n_steps, executor=executor,
             extra={"params": params, "map": executor.map},
-        )
+        )  # fmt: skip
 
     def layout(self, cfg: UQRun, setup: Setup) -> Layout:
         """Cell centres and edges; mean and variance of the density, mass, step data."""

@@ -23,11 +23,9 @@ arXiv 2010.08895 (ICLR 2021). J. Kossaifi, N. Kovachki, K. Azizzadenesheli, A. A
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -65,12 +63,11 @@ __all__ = [
     "load_split",
     "model_fields",
     "solve_batch",
-    "solve_batches",
     "test_data",
     "test_fields",
     "test_sets",
     "torch_device",
-    "write_dataset",
+    "dataset_variables",
 ]
 
 logger = logging.getLogger(__name__)
@@ -168,36 +165,6 @@ def solve_batch(
     return {"indices": list(indices), "fields": fields, "max_cfl": solution.max_cfl}
 
 
-def solve_batches(
-    data: DatasetParams, opts: GenerateParams, comm: Any
-) -> tuple[list[dict[str, Any]], list[float]]:
-    """Solve every sample, in batches of ``opts.batch`` spread over the ranks (collective).
-
-    Each batch is solved whole on one rank (:class:`tensorsim.parallel.Executor`, balanced by
-    the batch sizes). Returns the results of :func:`solve_batch` in sample order (on every
-    rank) and the busy time of every rank; logs the backend and batch size with the total
-    busy time (they change the time, the data by round-off at most).
-    """
-    from tensorsim.parallel import Executor
-
-    xp, dev = array_backend(opts)
-    todo = batches(data.samples, opts.batch)
-    executor = Executor(comm)
-    results = executor.map(
-        lambda b: solve_batch(data, b, xp, dev), todo, costs=[len(b) for b in todo]
-    )
-    busy = list(executor.last_timings)
-    logger.info(
-        'solved %d samples with backend="%s" (device %s), batch=%d: busy time %.1f s',
-        data.samples,
-        opts.backend,
-        dev,
-        opts.batch,
-        sum(busy),
-    )
-    return results, busy
-
-
 def dataset_attrs(data: DatasetParams, largest_cfl: float) -> dict[str, Any]:
     """The root attributes of a dataset file (:data:`problems.navier_stokes.DATASET_ATTRS`)."""
     steps, dt = time_steps(data.t_end, data.dt)
@@ -236,49 +203,28 @@ def dataset_summary(data: DatasetParams, results: Sequence[Mapping[str, Any]]) -
             "largest_cfl": largest}  # fmt: skip
 
 
-def write_dataset(
-    path: str | os.PathLike[str],
+def dataset_variables(
     data: DatasetParams,
-    results: Sequence[Mapping[str, Any]],
-    *,
-    comm: Any = None,
-    config: str = "",
-    attrs: Mapping[str, Any] | None = None,
-) -> None:
-    """Write the batches of :func:`solve_batch` (in sample order) as the dataset file ``path``.
+) -> tuple[dict[str, tuple[np.ndarray, str]], list[tuple[str, tuple[str, str], str]]]:
+    """The layout of a dataset file (one record per sample) for every stored resolution.
 
-    The file is written under the temporary name ``<path>.partial-<pid>`` and renamed to
-    ``path`` when complete; on failure the temporary file is removed, so ``path`` holds either
-    its previous contents or a finished dataset. ``config`` and ``attrs`` are stored as root
-    attributes besides those of :func:`dataset_attrs`. Call it on rank 0 (``comm`` is only
-    recorded).
+    Returns
+    -------
+    coords : dict
+        ``x_N``, ``y_N`` -> (grid points ``k / N``, long name).
+    fields : list
+        ``(name, (x_N, y_N), long name)`` of ``input_N`` (``w0``) and ``output_N``
+        (``w(T)``), stored as float32 (the ``fields`` of :func:`solve_batch`).
     """
-    from tensorsim.io import Writer
-
-    path = Path(path)
-    largest = max(r["max_cfl"] for r in results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    attrs = {**(attrs or {}), **dataset_attrs(data, largest)}
-    try:
-        with Writer(partial, record_dim="sample", comm=comm, config=config, attrs=attrs) as out:
-            for n in data.resolutions:
-                name_in, name_out, x, y = variable_names(n)
-                grid = np.arange(n) / n
-                out.set_coordinate(x, grid, long_name=f"grid point x on {n} x {n}")
-                out.set_coordinate(y, grid, long_name=f"grid point y on {n} x {n}")
-                out.define_series(
-                    name_in, (x, y), dtype="float32", long_name="initial vorticity w0"
-                )
-                out.define_series(
-                    name_out, (x, y), dtype="float32", long_name=f"vorticity w(T = {data.t_end:g})"
-                )
-            for result in results:
-                for k, index in enumerate(result["indices"]):
-                    out.append(index, **{name: v[k] for name, v in result["fields"].items()})
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    coords, fields = {}, []
+    for n in data.resolutions:
+        name_in, name_out, x, y = variable_names(n)
+        grid = np.arange(n) / n
+        coords[x] = (grid, f"grid point x on {n} x {n}")
+        coords[y] = (grid, f"grid point y on {n} x {n}")
+        fields += [(name_in, (x, y), "initial vorticity w0"),
+                   (name_out, (x, y), f"vorticity w(T = {data.t_end:g})")]  # fmt: skip
+    return coords, fields
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,15 +3,16 @@
 A task (:class:`Task`, e.g. :class:`problems.adaptation.AdaptationTask`) gives the
 evaluation sets and the training batches of a pretraining part ``"a"`` and an adaptation
 part ``"b"`` and builds the model. :func:`pretrain` fits a fresh model on part A
-(:func:`shared_pretrained`: on one MPI rank, broadcast to the others); :func:`adapt_variant`
-puts one method's adapters (ours, :func:`tensorsim.nn.adapt`, or peft's) on a copy of it
-(:data:`VARIANTS`); :func:`adapt_run` trains them on part B; :func:`pretrain_run` trains a
-fresh model on part A in full or under LoQT (a frozen base, NF4 for ``"loqt"``, and a
-trainable low-rank update re-projected on a schedule). Every run goes through
-:func:`fit_measured`: :func:`solvers.steps.fit` (AdamW, linear warm-up then cosine decay,
-evaluations every ``eval_every`` steps, LoQT refreshes as step hooks) and the measurements:
-curves (:data:`CURVES`), trainable parameters, bytes of weights and optimizer state, mean
-time of an update. :class:`TrainingParams` and :class:`LoQTPretrainParams` configure them.
+(:func:`pretrained_state`, computed once, and :func:`pretrained_model` on every rank);
+:func:`adapt_variant` puts one method's adapters (ours, :func:`tensorsim.nn.adapt`, or
+peft's) on a copy of it (:data:`VARIANTS`); :func:`adapt_run` trains them on part B;
+:func:`pretrain_run` trains a fresh model on part A in full or under LoQT (a frozen base,
+NF4 for ``"loqt"``, and a trainable low-rank update re-projected on a schedule). Every run
+goes through :func:`fit_measured`: :func:`solvers.steps.fit` (AdamW, linear warm-up then
+cosine decay, evaluations every ``eval_every`` steps, LoQT refreshes as step hooks) and the
+measurements: curves (:data:`CURVES`), trainable parameters, bytes of weights and optimizer
+state, mean time of an update. :class:`TrainingParams` and :class:`LoQTPretrainParams`
+configure them.
 
 torch, peft and the training loop are imported by the functions that need them.
 
@@ -50,7 +51,8 @@ __all__ = [
     "model_bytes",
     "pretrain",
     "pretrain_run",
-    "shared_pretrained",
+    "pretrained_model",
+    "pretrained_state",
     "trainable_count",
 ]
 
@@ -193,31 +195,31 @@ def pretrain(
     return model, {k: v[-1] for k, v in result.evals.items()}
 
 
-def shared_pretrained(
-    task: Task, training: TrainingParams, *, seed: int, comm: Any
-) -> tuple[torch.nn.Module, dict[str, float]]:
-    """:func:`pretrain` on rank 0 of ``comm``, the weights and metrics broadcast to every rank.
+def pretrained_state(
+    task: Task, training: TrainingParams, *, seed: int
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """:func:`pretrain`'s weights (a state dict) and metrics, for :func:`pretrained_model`.
 
-    Every rank (rank 0 included) returns a fresh model of ``task.build`` with the trained
-    weights loaded, so that all ranks adapt the same model.
+    A driver computes them once (on one MPI rank) and gives them to every rank.
     """
     import time
 
+    start = time.perf_counter()
+    model, metrics = pretrain(task, training, seed=seed)
+    logger.info(
+        "pretrained on task A in %.1f s: validation loss %.4f, accuracy %.4f",
+        time.perf_counter() - start, metrics["val_loss"], metrics["val_accuracy"],
+    )  # fmt: skip
+    return model.state_dict(), metrics
+
+
+def pretrained_model(task: Task, state: dict[str, Any], *, seed: int) -> torch.nn.Module:
+    """A fresh model of ``task.build`` (seeded by ``seed``) holding the weights ``state``."""
     import torch
 
-    payload = None
-    if comm.rank == 0:
-        start = time.perf_counter()
-        model, metrics = pretrain(task, training, seed=seed)
-        logger.info(
-            "pretrained on task A in %.1f s: validation loss %.4f, accuracy %.4f",
-            time.perf_counter() - start, metrics["val_loss"], metrics["val_accuracy"],
-        )  # fmt: skip
-        payload = (model.state_dict(), metrics)
-    state, metrics = comm.bcast(payload, root=0)
     model = task.build(torch.Generator().manual_seed(seed))
     model.load_state_dict(state)
-    return model, metrics
+    return model
 
 
 def _peft_pattern(targets: Sequence[str]) -> str:

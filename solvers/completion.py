@@ -5,11 +5,11 @@ training cells with Adam on the mean squared error, one epoch at a time (cells s
 generator seeded with ``(seed, epoch)``), evaluates the validation RMSE after every epoch,
 keeps the best epoch's weights and stops ``patience`` epochs after the last improvement. With
 ``influence=True`` it also accumulates the TracIn scores of the training cells after every
-epoch (:class:`tensorsim.nn.completion.TracInAccumulator`, memory ``O(n_train)``). With a
-``writer`` (record dimension: the epoch) it appends the series of :data:`SERIES` and writes a
-checkpoint after every epoch (model, optimizer, best weights, influence sums, early-stopping
-counters; pickle-free through :mod:`tensorsim.nn.state`); ``resume`` continues from such a
-checkpoint to the same result as an uninterrupted run.
+epoch (:class:`tensorsim.nn.completion.TracInAccumulator`, memory ``O(n_train)``). It writes
+no file: after every epoch it hands the caller's ``record(epoch, values)`` the series of
+:data:`SERIES` and ``save(arrays, attrs)`` a checkpoint (model, optimizer, best weights,
+influence sums, early-stopping counters; pickle-free through :mod:`tensorsim.nn.state`);
+``resume`` continues from such a checkpoint to the same result as an uninterrupted run.
 
 :func:`augment` draws new cells with a method of
 :data:`tensorsim.nn.completion.AUGMENTATIONS` (never an observed, validation or test cell)
@@ -92,7 +92,7 @@ logger = logging.getLogger(__name__)
 #: Value of the checkpoint attribute ``format`` written by :func:`train_completion`.
 CHECKPOINT_FORMAT = "tensorsim.completion-training.v1"
 
-#: The writer series of :func:`train_completion`: name -> (units, long name).
+#: The series of :func:`train_completion`'s ``record``: name -> (units, long name).
 SERIES = {
     "train_loss": ("1", "training mean squared error over the epoch's batches"),
     "val_rmse": ("1", "validation root mean squared error after the epoch"),
@@ -431,7 +431,8 @@ def train_completion(
     *,
     seed: int = 0,
     influence: bool = False,
-    writer: Any = None,
+    record: Callable[[int, dict[str, float]], Any] | None = None,
+    save: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
     resume: Any = None,
     max_epochs: int | None = None,
     callback: Callable[[int, float, float], Any] | None = None,
@@ -452,9 +453,13 @@ def train_completion(
         Seed of the per-epoch shuffling.
     influence
         Accumulate TracIn scores of the training cells (``TrainOutcome.importance``).
-    writer
-        A :class:`tensorsim.io.Writer` with record dimension ``epoch``: series
-        :data:`SERIES` (defined here unless resuming) and a checkpoint per epoch.
+    record
+        Called after every epoch as ``record(epoch, values)``, ``values`` mapping each name
+        of :data:`SERIES` to the epoch's number (e.g. appended to a
+        :class:`tensorsim.io.Writer` with these series).
+    save
+        Called after every epoch with the checkpoint ``(arrays, attrs)`` of
+        :meth:`solvers.training.Trainer.state` (e.g. :meth:`tensorsim.io.Writer.checkpoint`).
     resume
         A :class:`tensorsim.io.Checkpoint` written by this function, to continue from.
     max_epochs
@@ -522,13 +527,9 @@ def train_completion(
         out.train_loss.append(total.total / n)
         out.val_rmse.append(val_rmse)
         started["seconds"] = time.perf_counter() - started["time"]
-        if writer is not None:
-            writer.append(
-                trainer.epoch,
-                train_loss=total.total / n,
-                val_rmse=val_rmse,
-                epoch_seconds=started["seconds"],
-            )
+        if record is not None:
+            values = {"train_loss": total.total / n, "val_rmse": val_rmse}
+            record(trainer.epoch, {**values, "epoch_seconds": started["seconds"]})
 
     def report(trainer: Trainer) -> None:
         logger.debug(
@@ -541,17 +542,14 @@ def train_completion(
 
     callbacks: list[Any] = [total, validation, *([tracin] if tracin is not None else [])]
     callbacks += [stopping, LambdaCallback(on_epoch_start=epoch_start, on_epoch_end=epoch_end)]
-    if writer is not None:
-        callbacks.append(Checkpoint(writer.checkpoint))
+    if save is not None:
+        callbacks.append(Checkpoint(save))
     callbacks.append(LambdaCallback(on_epoch_end=report))
     trainer = Trainer(
         model, optimizer, loss, callbacks=callbacks, checkpoint_format=CHECKPOINT_FORMAT
     )
     if resume is not None:
         trainer.load_state(resume)
-    elif writer is not None:
-        for name, (units, long_name) in SERIES.items():
-            writer.define_series(name, units=units, long_name=long_name)
     trainer.fit(batches, epochs=params.epochs, max_epochs=max_epochs)
     out.best_epoch, out.best_val_rmse = stopping.best_epoch, stopping.best_value
     out.epochs = trainer.epoch

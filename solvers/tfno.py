@@ -63,7 +63,7 @@ __all__ = [
     "TrainParams",
     "TrainResult",
     "check_grid",
-    "check_unused",
+    "unused_model_options",
     "describe",
     "errors_text",
     "evaluate",
@@ -72,7 +72,6 @@ __all__ = [
     "predict",
     "predict_grids",
     "restore_model",
-    "restore_training_state",
     "train",
 ]
 
@@ -268,35 +267,6 @@ def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 32) ->
         model.train(was_training)
 
 
-def restore_training_state(
-    checkpoint: Any, model: torch.nn.Module, optimizer: Any, scheduler: Any
-) -> int:
-    """Load a checkpoint of :func:`train` into model, optimizer and scheduler.
-
-    Parameters
-    ----------
-    checkpoint
-        A :class:`tensorsim.io.Checkpoint` (``arrays`` by path, ``attrs``).
-
-    Returns
-    -------
-    int
-        The epoch after which the checkpoint was written.
-
-    Raises
-    ------
-    ValueError
-        If it is not such a checkpoint or does not fit.
-    """
-    trainer = Trainer(
-        model, optimizer, None, scheduler=scheduler, checkpoint_format=CHECKPOINT_FORMAT
-    )
-    if checkpoint is None:
-        raise ValueError(f"resume: not a checkpoint of this trainer (format {CHECKPOINT_FORMAT})")
-    trainer.load_state(checkpoint)
-    return trainer.epoch
-
-
 def describe(model: TFNOParams, params: TrainParams) -> str:
     """One line on a model and its optimization (spectral weights, multi-grid, schedule)."""
     m = model
@@ -329,22 +299,22 @@ def restore_model(
     model = build_model(params, device=device)
     optimizer = torch.optim.Adam(model.parameters())
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
-    epoch = restore_training_state(checkpoint, model, optimizer, scheduler)
+    trainer = Trainer(
+        model, optimizer, None, scheduler=scheduler, checkpoint_format=CHECKPOINT_FORMAT
+    )
+    if checkpoint is None:
+        raise ValueError(f"resume: not a checkpoint of this trainer (format {CHECKPOINT_FORMAT})")
+    trainer.load_state(checkpoint)
     model.eval()
-    return model, epoch
+    return model, trainer.epoch
 
 
-def check_unused(params: TFNOParams, defaults: TFNOParams, *, table: str = "model") -> None:
-    """Refuse model options that have no effect in ``params`` but differ from ``defaults``.
+def unused_model_options(params: TFNOParams) -> dict[str, str]:
+    """The model options that have no effect in ``params``: name -> why.
 
     ``rank`` and ``joint`` need factorized spectral weights (not ``"dense"``),
-    ``mg_padding`` multi-grid levels; a value equal to that of ``defaults`` (e.g. a preset's)
-    passes.
-
-    Raises
-    ------
-    ConfigError
-        Naming the key (``<table>.<name>``) and what it needs.
+    ``mg_padding`` multi-grid levels. A driver refuses them when they differ from their
+    default (:meth:`drivers._base.Experiment.unused`).
     """
     dense, flat = params.factorization == "dense", params.mg_levels == 0
     needs = {
@@ -352,12 +322,11 @@ def check_unused(params: TFNOParams, defaults: TFNOParams, *, table: str = "mode
         "joint": ("factorized spectral weights", dense),
         "mg_padding": ("multi-grid levels (mg_levels > 0)", flat),
     }
-    for name, (what, unused) in needs.items():
-        value = getattr(params, name)
-        if unused and value != getattr(defaults, name):
-            raise ConfigError(
-                f"config key '{table}.{name}': {value!r} has no effect without {what}"
-            )
+    return {
+        name: f"{getattr(params, name)!r} has no effect without {what}"
+        for name, (what, unused) in needs.items()
+        if unused
+    }
 
 
 def check_grid(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import pytest
 
 from drivers._base import Experiment, OutputParams
-from drivers._cli import Driver, build_parser, config_from_args
+from drivers._cli import Driver, build_parser
 from tensorsim.config import ConfigError, Params, describe_options, param
 
 
@@ -50,7 +49,7 @@ def test_help_epilog_lists_every_option():
     assert "solver.steps = 10" in text and ">= 1 and <= 1000" in text
 
 
-def test_parser_and_config_from_args(tmp_path):
+def test_parser_and_the_configuration_from_its_arguments(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text("[solver]\nsteps = 4\n")
     parser = build_parser(RunConfig, prog="demo", description="Demo.")
@@ -59,10 +58,10 @@ def test_parser_and_config_from_args(tmp_path):
         ["--config", str(path), "--set", "solver.h=0.5", "--set", "name=x", "--restart"]
     )
     assert ns.restart is True
-    cfg = config_from_args(RunConfig, ns)
+    cfg = Demo().load(ns.config, ns.set)  # what Driver does with the parsed arguments
     assert (cfg.solver.steps, cfg.solver.h, cfg.name) == (4, 0.5, "x")
-    assert config_from_args(RunConfig, parser.parse_args([])) == RunConfig()
-    assert config_from_args(RunConfig, argparse.Namespace()) == RunConfig()
+    empty = parser.parse_args([])
+    assert Demo().load(empty.config, empty.set) == RunConfig() == Demo().load()
 
 
 def test_driver_runs_the_experiment_with_overrides():

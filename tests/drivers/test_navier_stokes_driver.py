@@ -363,7 +363,9 @@ def test_default_run_file_name(dataset, learning, tmp_path):
     data = tmp_path / "set.nc"
     data.write_bytes(path.read_bytes())
     cfg = driver.Train().load(None, ["preset=mg_tfno", f"data.path={data}"])
-    assert driver.run_path(cfg) == tmp_path / "set_mg_tfno.nc"
+    from drivers import _training
+
+    assert _training.run_path(cfg) == tmp_path / "set_mg_tfno.nc"
     summary = driver.main(
         ["train", "--set", f"data.path={data}", *SMALL, "--set", "train.epochs=1"]
     )
@@ -606,6 +608,16 @@ def test_bad_training_input(dataset, learning, tmp_path, override, error, match)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_model_options_without_effect_pass_at_the_presets_value(learning):
+    # mg_tfno's rank stays the preset's when the weights become dense: not refused
+    cfg = driver.Train().load(None, ["preset=mg_tfno", "model.factorization=dense"])
+    assert cfg.model.factorization == "dense" and cfg.model.rank == 0.08
+    with pytest.raises(ConfigError, match="'model.rank': 0.2 has no effect without factorized"):
+        driver.Train().load(
+            None, ["preset=mg_tfno", "model.factorization=dense", "model.rank=0.2"]
+        )
+
+
 def test_evaluate_refuses_what_it_does_not_use(dataset, trained, tmp_path):
     run, _ = trained
     for key, value in (("preset", "mg_tfno"), ("data.path", "x.nc"), ("output.path", "y.nc")):
@@ -635,7 +647,9 @@ def test_a_run_file_with_an_evaluate_table_still_loads(trained, tmp_path):
     old.write_bytes(run.read_bytes())
     with h5py.File(old, "a") as f:
         f.attrs["config"] = str(f.attrs["config"]) + "\n[evaluate]\nplot = false\n"
-    trained_run, scales = driver.load_run(old)
+    from drivers import _training
+
+    trained_run, scales = _training.load_learning_run(old)
     assert trained_run.epoch == 3 and trained_run.config.data.n_train == 6
     assert scales == (
         trained_run.data.attrs["input_scale"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -14,21 +16,28 @@ from problems.navier_stokes import (
     solve_samples,
     subsample,
 )
-from tensorsim.config import ConfigError
-from tensorsim.parallel import get_comm
+from tensorsim.config import ConfigError, config_to_toml
 
 pytest.importorskip("xarray")
 
 TINY = DatasetParams(resolution=32, t_end=0.5, dt=0.05, samples=5, resolutions=(16, 32))
 
 
+GENERATE = ["generate", "--set", "preset=tiny", "--set", "data.samples=5", "--set",
+            "data.t_end=0.5", "--set", "generate.batch=2"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """The tiny dataset, solved in batches of 2 and written by write_dataset."""
+    """The tiny dataset, solved in batches of 2 and written by ``drivers.navier_stokes``."""
+    import drivers.navier_stokes as driver
+
     path = tmp_path_factory.mktemp("ns") / "tiny.nc"
-    results, busy = nsd.solve_batches(TINY, nsd.GenerateParams(batch=2), get_comm())
-    assert [r["indices"] for r in results] == [[0, 1], [2, 3], [4]] and len(busy) == 1
-    nsd.write_dataset(path, TINY, results, config="x = 1\n", attrs={"command": "generate"})
+    summary = driver.main([*GENERATE, "--set", f"data.path={path}"])
+    xp, dev = nsd.array_backend(nsd.GenerateParams())
+    results = [nsd.solve_batch(TINY, b, xp, dev) for b in nsd.batches(5, 2)]
+    assert [r["indices"] for r in results] == [[0, 1], [2, 3], [4]]
+    assert len(summary["busy_time"]) == 1
     return path, results
 
 
@@ -48,7 +57,11 @@ def test_the_file_holds_the_solver_fields(dataset):
     assert set(DATASET_ATTRS) <= set(attrs) and fine.attrs["command"] == "generate"
     for key in ("viscosity", "t_end", "dt", "steps", "seed", "largest_cfl"):
         assert fine.attrs[key] == attrs[key], key
-    assert fine.attrs["config"] == "x = 1\n" and fine.attrs["finished"] == 1
+    import drivers.navier_stokes as driver
+
+    cfg = driver.COMMANDS["generate"].load(None, [a for a in GENERATE[1:] if a != "--set"])
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(path)))
+    assert fine.attrs["config"] == config_to_toml(cfg) and fine.attrs["finished"] == 1
     summary = nsd.dataset_summary(TINY, results)
     assert summary == {"path": TINY.path, "samples": 5, "steps": 10, "dt": 0.05,
                        "largest_cfl": attrs["largest_cfl"]}  # fmt: skip
@@ -56,6 +69,7 @@ def test_the_file_holds_the_solver_fields(dataset):
 
 
 def test_a_failed_write_keeps_the_previous_file(dataset, tmp_path, monkeypatch):
+    import drivers.navier_stokes as driver
     from tensorsim.io import Writer
 
     path, results = dataset
@@ -67,7 +81,7 @@ def test_a_failed_write_keeps_the_previous_file(dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Writer, "append", broken_append)
     with pytest.raises(OSError, match="disk full"):
-        nsd.write_dataset(out, TINY, results)
+        driver.main([*GENERATE, "--set", f"data.path={out}"])
     assert out.read_bytes() == path.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["data.nc"]
 

@@ -21,13 +21,13 @@ from solvers.adapters import (  # noqa: E402
     model_bytes,
     pretrain,
     pretrain_run,
-    shared_pretrained,
+    pretrained_model,
+    pretrained_state,
     trainable_count,
 )
 from tensorsim.config import ConfigError  # noqa: E402
 from tensorsim.nn.adapters import refresh_steps  # noqa: E402
 from tensorsim.nn.models.mlp import build_mlp  # noqa: E402
-from tensorsim.parallel import SerialComm  # noqa: E402
 
 WIDTH = 8
 
@@ -85,24 +85,14 @@ def test_pretrain_is_seeded_and_learns():
     assert metrics["val_loss"] < float(before)
 
 
-def test_shared_pretrained_gives_every_rank_the_rank_0_model():
+def test_pretrained_state_rebuilds_the_pretrained_model():
     task = _task()
     reference, metrics = pretrain(task, TRAIN, seed=2)
-    model0, metrics0 = shared_pretrained(task, TRAIN, seed=2, comm=SerialComm())
-
-    class Rank1:
-        rank = 1
-
-        def bcast(self, payload: Any, root: int = 0) -> Any:
-            assert payload is None and root == 0
-            return reference.state_dict(), metrics
-
-    model1, metrics1 = shared_pretrained(task, TRAIN, seed=2, comm=Rank1())
-    assert metrics0 == metrics1 == metrics
-    for p, q, r in zip(
-        model0.parameters(), model1.parameters(), reference.parameters(), strict=True
-    ):
-        assert torch.equal(p, r) and torch.equal(q, r)
+    state, metrics0 = pretrained_state(task, TRAIN, seed=2)
+    model0 = pretrained_model(task, state, seed=2)
+    assert metrics0 == metrics
+    for p, r in zip(model0.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(p, r)
 
 
 def test_full_variant_trains_only_the_targeted_weights_of_a_copy():

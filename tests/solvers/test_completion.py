@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from problems.completion_data import synthetic_completion  # noqa: E402
 from solvers.completion import (  # noqa: E402
+    SERIES,
     CompletionParams,
     augment,
     cp_wopt,
@@ -124,9 +125,12 @@ def test_checkpoint_restart_gives_the_uninterrupted_run(split, tmp_path):
     path = tmp_path / "train.nc"
     part = build_model("dain_mlp", split.train.shape, seed=2, **small)
     with Writer(path, record_dim="epoch") as w:
+        for name, (units, long_name) in SERIES.items():
+            w.define_series(name, units=units, long_name=long_name)
         train_completion(
-            part, split.train, split.val, params, seed=5, influence=True, writer=w, max_epochs=4
-        )
+            part, split.train, split.val, params, seed=5, influence=True, max_epochs=4,
+            record=lambda epoch, values: w.append(epoch, **values), save=w.checkpoint,
+        )  # fmt: skip
     w, ckpt = Writer.resume(path)
     assert ckpt is not None and ckpt.attrs["epoch"] == 4
     again = build_model(
@@ -134,8 +138,9 @@ def test_checkpoint_restart_gives_the_uninterrupted_run(split, tmp_path):
     )  # weights come from the file
     with w:
         out = train_completion(
-            again, split.train, split.val, params, seed=5, influence=True, writer=w, resume=ckpt
-        )
+            again, split.train, split.val, params, seed=5, influence=True, resume=ckpt,
+            record=lambda epoch, values: w.append(epoch, **values), save=w.checkpoint,
+        )  # fmt: skip
     assert out.val_rmse == ref.val_rmse[4:]
     torch.testing.assert_close(out.importance, ref.importance, rtol=0, atol=0)
     for a, b in zip(full.state_dict().values(), again.state_dict().values(), strict=True):
