@@ -28,14 +28,29 @@ def _magnetization(ds: Any, base: Path) -> Path:
         2 if has_exact else 1, 1, figsize=(6, 6 if has_exact else 4), sharex=True, squeeze=False
     )
     ax = axes[0, 0]
-    ax.plot(ds["time"], ds["mz_mean"], label=ds.attrs.get("integrator", "TTN"))
+    name = ds.attrs.get("integrator", "TTN")
+    # the mean is conserved by some models: show two sites that move as well
+    sites = sorted({0, int(ds.sizes["site"]) // 2})
+    for k in sites:
+        (line,) = ax.plot(ds["time"], ds["mz"].isel(site=k), label=f"{name}, site {k}")
+        if "mz_exact" in ds:
+            ax.plot(ds["time"], ds["mz_exact"].isel(site=k), "--", color=line.get_color())
+    ax.plot(ds["time"], ds["mz_mean"], color="0.4", label=f"{name}, mean")
     if has_exact:
-        ax.plot(ds["time"], ds["mz_mean_exact"], "k--", label="exact")
-        log_error(axes[1, 0], ds["time"][1:], ds["error_mz"][1:])
-        axes[1, 0].set_ylabel("|error| of mean magnetization")
+        ax.plot(ds["time"], ds["mz_mean_exact"], "k--", label="exact (dashed)")
+        panel = axes[1, 0]
+        for var, label in (
+            ("error_mz_site", "max over sites, <Z_k>"),
+            ("error_zz", "max over bonds, <Z_k Z_k+1>"),
+            ("error_mz", "mean magnetization"),
+        ):
+            if var in ds:
+                log_error(panel, ds["time"][1:], ds[var][1:], label=label)
+        panel.set_ylabel("|error| against exact")
+        panel.legend(fontsize="small")
     axes[-1, 0].set_xlabel("time")
-    ax.set_ylabel("mean magnetization")
-    ax.legend()
+    ax.set_ylabel("magnetization")
+    ax.legend(fontsize="small")
     return save(fig, base, "magnetization")
 
 

@@ -65,6 +65,7 @@ STEP_SERIES = (
     Var("ranks", ("edge",), dtype="int64", long_name="rank of every edge"),
     Var("trunc_error", long_name="2-norm of the discarded singular values"),
     Var("eta", long_name="h * norm of the dropped blocks (parallel BUG)"),
+    Var("normal", long_name="h * norm of F(Y0) outside the step's Galerkin space"),
     Var("rejected", dtype="int64", long_name="rejected attempts in the step"),
     Var("wall_time", units="s", long_name="wall time of the step"),
 )
@@ -146,7 +147,7 @@ class Evolution(Experiment):
 
     restartable = True
     #: Fields of the integrator's :class:`~solvers.bug.StepInfo` recorded after every step.
-    info_series: ClassVar[tuple[str, ...]] = ("trunc_error", "eta", "rejected")
+    info_series: ClassVar[tuple[str, ...]] = ("trunc_error", "eta", "normal", "rejected")
 
     def build(self, cfg: Any, executor: Executor) -> Setup:
         """Compose problem and solver; refuse a bad configuration before any file exists."""

@@ -19,10 +19,12 @@ and ``output`` (file, cadences, and ``reference``: the exact solution for up to 
 
 The independent local problems of each parallel-BUG step are spread over the MPI ranks;
 rank 0 writes one netCDF4/HDF5 file (``xarray.open_dataset(path, engine="h5netcdf")``) with
-``mz`` (time x site), ``mz_mean``, ``norm``, ``energy``, ``max_rank``, ``ranks`` (time x
-edge), ``trunc_error``, ``eta``, ``rejected``, ``wall_time``, and, for up to 16 sites, the
-exact ``mz_mean_exact`` and ``error_mz``. The state is checkpointed every
-``output.checkpoint_every`` steps.
+``mz`` (time x site), ``mz_mean``, ``zz`` (time x bond: ``<Z_k Z_k+1>``), ``norm``,
+``energy``, ``max_rank``, ``ranks`` (time x edge), ``trunc_error``, ``eta``, ``normal``,
+``rejected``, ``wall_time``, and, for up to 16 sites, the exact ``mz_exact`` and ``zz_exact``
+with the errors ``error_mz_site`` (max over sites) and ``error_zz`` (max over bonds), the
+checks that count; ``mz_mean_exact`` and ``error_mz`` compare the mean, which the XXZ chain
+conserves. The state is checkpointed every ``output.checkpoint_every`` steps.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from problems.spin_chain import (
     hamiltonian,
     initial_vectors,
     magnetization_operator,
+    neighbour_zz,
 )
 from solvers.bug import BUGParams, LinearTreeRHS, StepInfo, make_stepper
 from solvers.evolution import EvolutionParams, record_steps
@@ -111,6 +114,7 @@ class SpinChain(Evolution):
             monitored="norm^2",
             h=h,
             n_steps=n_steps,
+            extra={"zz": [to_ttno(o, tree, check_hermitian=False) for o in neighbour_zz(params)]},
         )
 
     def layout(self, cfg: SpinChainRun, setup: Setup) -> Layout:
@@ -118,6 +122,7 @@ class SpinChain(Evolution):
         series = [
             Var("mz", ("site",), long_name="<Z_k> of the normalized state"),
             Var("mz_mean", long_name="mean magnetization (1/d) sum_k <Z_k>"),
+            Var("zz", ("bond",), long_name="<Z_k Z_k+1> of the normalized state"),
             Var("norm", long_name="norm of the state"),
             Var("energy", long_name="<H> of the normalized state"),
             *STEP_SERIES,
@@ -126,8 +131,12 @@ class SpinChain(Evolution):
         ]
         if _has_exact(cfg):
             series += [
+                Var("mz_exact", ("site",), long_name="exact <Z_k>"),
+                Var("zz_exact", ("bond",), long_name="exact <Z_k Z_k+1>"),
                 Var("mz_mean_exact", long_name="exact mean magnetization"),
-                Var("error_mz", long_name="|mz_mean - mz_mean_exact|"),
+                Var("error_mz_site", long_name="max over sites of |<Z_k> - exact|"),
+                Var("error_zz", long_name="max over bonds of |<Z_k Z_k+1> - exact|"),
+                Var("error_mz", long_name="|mz_mean - mz_mean_exact| (conserved by some models)"),
             ]
         tree = setup.tree
         return Layout(
@@ -135,13 +144,16 @@ class SpinChain(Evolution):
             series,
             coords={
                 "site": (np.arange(tree.n_sites), "site of the chain"),
+                "bond": (np.arange(tree.n_sites - 1), "pair of neighbours (k, k+1)"),
                 "edge": (np.asarray(tree.edges), "tree edge (id of its child node)"),
             },
             attrs={"model": cfg.model.model, "integrator": cfg.solver.integrator},
         )
 
-    def prepare(self, cfg: SpinChainRun, setup: Setup, first: int) -> dict[int, float]:
-        """Step -> exact mean magnetization at every record step (up to 16 sites)."""
+    def prepare(
+        self, cfg: SpinChainRun, setup: Setup, first: int
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Step -> exact ``(<Z_k>, <Z_k Z_k+1>)`` at every record step (up to 16 sites)."""
         if not _has_exact(cfg):
             return {}
         steps = record_steps(setup.n_steps, cfg.output.every)
@@ -150,25 +162,38 @@ class SpinChain(Evolution):
         logger.info(
             "exact reference for %d times in %.1f s", len(steps), time.perf_counter() - start
         )
-        return dict(zip(steps, exact.mz_mean, strict=True))
+        return dict(zip(steps, zip(exact.mz, exact.zz, strict=True), strict=True))
 
     def observe(
         self, cfg: SpinChainRun, setup: Setup, y: TTN, step: int, info: StepInfo | None
     ) -> dict[str, Any]:
-        """``<Z_k>``, their mean, the norm, ``<H>`` and the exact mean magnetization."""
+        """``<Z_k>``, their mean, ``<Z_k Z_k+1>``, norm, ``<H>``, errors against exact."""
         mz = to_numpy(local_expectations(y, magnetization_operator()))
+        zz = np.array([expectation(y, o).real for o in setup.extra["zz"]])
         values: dict[str, Any] = {
             "mz": mz,
             "mz_mean": float(mz.mean()),
+            "zz": zz,
             "norm": math.sqrt(y.norm() ** 2),
             "energy": expectation(y, setup.rhs.op).real,
         }
         exact = setup.reference.get(step)
         if exact is not None:
-            values.update(mz_mean_exact=exact, error_mz=abs(float(mz.mean()) - exact))
+            mz_exact, zz_exact = exact
+            values.update(
+                mz_exact=mz_exact,
+                zz_exact=zz_exact,
+                mz_mean_exact=float(mz_exact.mean()),
+                error_mz_site=float(np.max(np.abs(mz - mz_exact))),
+                error_zz=float(np.max(np.abs(zz - zz_exact))),
+                error_mz=abs(float(mz.mean()) - float(mz_exact.mean())),
+            )
             if info is not None and step % cfg.output.log_every == 0:
                 logger.info(
-                    "step %d: error of the mean magnetization %.1e", step, abs(mz.mean() - exact)
+                    "step %d: max error per site %.1e, of <Z_k Z_k+1> %.1e",
+                    step,
+                    values["error_mz_site"],
+                    values["error_zz"],
                 )
         return values
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +54,7 @@ __all__ = [
     "hamiltonian",
     "initial_vectors",
     "magnetization_operator",
+    "neighbour_zz",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,6 +172,9 @@ class ExactResult:
         ``<Z_k>`` of the normalised state, shape ``(n_t, sites)``.
     mz_mean
         ``(1 / sites) sum_k <Z_k>``, shape ``(n_t,)``.
+    zz
+        Nearest-neighbour correlations ``<Z_k Z_{k+1}>`` of the normalised state, shape
+        ``(n_t, sites - 1)``.
     energy
         ``<H>`` of the normalised state, shape ``(n_t,)``; constant up to round-off (a check).
     norm
@@ -179,6 +184,7 @@ class ExactResult:
     times: np.ndarray
     mz: np.ndarray
     mz_mean: np.ndarray
+    zz: np.ndarray
     energy: np.ndarray
     norm: np.ndarray
 
@@ -303,6 +309,26 @@ def magnetization_operator() -> np.ndarray:
     return PAULI_Z.copy()
 
 
+def neighbour_zz(params: SpinChainParams) -> list[SumOfProducts]:
+    """The nearest-neighbour correlation operators ``Z_k Z_{k+1}``, ``k = 0 .. sites - 2``.
+
+    Parameters
+    ----------
+    params
+        The chain.
+
+    Returns
+    -------
+    list of SumOfProducts
+        One single-term operator per pair of neighbours.
+    """
+    _check_params(params)
+    dims = (2,) * params.sites
+    return [
+        SumOfProducts([(1.0, {k: PAULI_Z, k + 1: PAULI_Z})], dims) for k in range(params.sites - 1)
+    ]
+
+
 def _z_signs(d: int) -> np.ndarray:
     """``signs[x, k] = <x|Z_k|x>`` for basis index ``x = sum_k bit_k 2**(d-1-k)``."""
     index = np.arange(2**d, dtype=np.int64)
@@ -324,8 +350,10 @@ def _check_times(times: np.ndarray) -> np.ndarray:
     return t
 
 
-def exact_dynamics(params: SpinChainParams, times: np.ndarray) -> ExactResult:
-    """Exact time evolution ``psi(t) = exp(-i t H) psi(0)`` from the initial product state.
+def exact_dynamics(
+    params: SpinChainParams, times: np.ndarray, *, vectors: Sequence[np.ndarray] | None = None
+) -> ExactResult:
+    """Exact time evolution ``psi(t) = exp(-i t H) psi(0)`` from a product state.
 
     The full state vector (``2**sites`` entries) is propagated from one time to the next
     with :func:`scipy.sparse.linalg.expm_multiply` on the sparse Hamiltonian. ``<Z_k>`` is
@@ -342,11 +370,15 @@ def exact_dynamics(params: SpinChainParams, times: np.ndarray) -> ExactResult:
         The chain, with ``params.sites <= 16`` (:data:`MAX_EXACT_SITES`).
     times
         Non-decreasing times, the first ``>= 0`` (``0`` gives the initial state).
+    vectors
+        The product state, one length-2 vector per site (any norm, complex allowed);
+        default :func:`initial_vectors` of ``params``.
 
     Returns
     -------
     ExactResult
-        Magnetisations (of the normalised state), energy and norm at every time.
+        Magnetisations and nearest-neighbour ``ZZ`` correlations (of the normalised state),
+        energy and norm at every time.
 
     Raises
     ------
@@ -373,12 +405,18 @@ def exact_dynamics(params: SpinChainParams, times: np.ndarray) -> ExactResult:
     trace = float(h.trace().real)
     mu = trace / h.shape[0]
     shifted_norm = float(abs(h - mu * sp.identity(h.shape[0], format="csr")).sum(axis=0).max())
+    if vectors is None:
+        vectors = initial_vectors(params)
+    if len(vectors) != d or any(np.shape(v) != (2,) for v in vectors):
+        raise ValueError(f"vectors: expected {d} vectors of length 2 (one per site)")
     psi = np.ones(1, dtype=np.complex128)
-    for v in initial_vectors(params):
-        psi = np.kron(psi, v)
+    for v in vectors:
+        psi = np.kron(psi, np.asarray(v, dtype=np.complex128))
     signs = _z_signs(d)
     n_t = t.size
     mz = np.empty((n_t, d))
+    zz = np.empty((n_t, d - 1))
+    pair_signs = signs[:, :-1] * signs[:, 1:]
     energy = np.empty(n_t)
     norm = np.empty(n_t)
     previous = 0.0
@@ -394,6 +432,7 @@ def exact_dynamics(params: SpinChainParams, times: np.ndarray) -> ExactResult:
         nrm2 = float(np.vdot(psi, psi).real)
         prob = np.abs(psi) ** 2
         mz[n] = (prob @ signs) / nrm2
+        zz[n] = (prob @ pair_signs) / nrm2
         energy[n] = float(np.vdot(psi, h @ psi).real) / nrm2
         norm[n] = math.sqrt(nrm2)
     logger.debug(
@@ -404,4 +443,6 @@ def exact_dynamics(params: SpinChainParams, times: np.ndarray) -> ExactResult:
         float(np.max(np.abs(norm - 1.0))),
         float(np.ptp(energy)),
     )
-    return ExactResult(times=t.copy(), mz=mz, mz_mean=mz.mean(axis=1), energy=energy, norm=norm)
+    return ExactResult(
+        times=t.copy(), mz=mz, mz_mean=mz.mean(axis=1), zz=zz, energy=energy, norm=norm
+    )

@@ -1,8 +1,9 @@
 """Basis-Update & Galerkin (BUG) integrators for tree tensor networks.
 
 Registered by name in :data:`INTEGRATORS`: ``"bug"`` (fixed rank), ``"augmented_bug"``
-(rank-adaptive) and ``"parallel_bug"``. :class:`BUGParams` configures one of them and
-:func:`make_stepper` turns the configuration into a step function ``step(y, t, h)``.
+(rank-adaptive), ``"parallel_bug"`` and ``"midpoint_bug"`` (second order).
+:class:`BUGParams` configures one of them and :func:`make_stepper` turns the configuration
+into a step function ``step(y, t, h)``.
 """
 
 from solvers.bug.common import (
@@ -13,6 +14,7 @@ from solvers.bug.common import (
     register_integrator,
 )
 from solvers.bug.integrators import augmented_bug_step, bug_step, parallel_bug_step
+from solvers.bug.midpoint import midpoint_bug_step
 from solvers.bug.params import BUGParams, Stepper, make_stepper
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "augmented_bug_step",
     "bug_step",
     "make_stepper",
+    "midpoint_bug_step",
     "parallel_bug_step",
     "register_integrator",
 ]

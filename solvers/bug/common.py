@@ -8,6 +8,7 @@ is linear, ``dY/dt = factor * H Y`` with ``H`` a :class:`~tensorsim.ttn.operator
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from tensorsim._array_api import Array, array_namespace, device
 from tensorsim.linalg import expm_multiply, rk4_step
 from tensorsim.tensor_ops import mode_dot
+from tensorsim.ttn.apply import gram_operator
 from tensorsim.ttn.environment import (
     apply_leaf,
     apply_node,
@@ -108,6 +110,13 @@ class LinearTreeRHS:
         if self.op is not None and self.source is not None and self.op.tree != self.source.tree:
             raise ValueError("source: expected a TTN on the operator's tree")
 
+    @functools.cached_property
+    def gram(self) -> TTNO:
+        """``H^H H`` as a TTNO (built on first use): ``||H Y||^2 = <Y|H^H H|Y>``."""
+        if self.op is None:
+            raise ValueError("rhs: no operator, so no H^H H")
+        return gram_operator(self.op)
+
     @property
     def hermitian(self) -> bool:
         """Whether ``H`` is Hermitian (Lanczos substeps); False without an operator."""
@@ -126,6 +135,16 @@ class StepInfo:
         2-norm of all singular values discarded by the truncation.
     eta
         Error indicator: ``h * ||F(Y0)||`` on the dropped blocks (parallel BUG), else NaN.
+    normal
+        ``h * ||(I - P) F(Y0)||`` with ``P`` the projection onto the step's augmented
+        Galerkin space (:func:`solvers.bug.enrichment.normal_component`): the part of the
+        first-order increment the step could not represent. NaN where not computed (fixed
+        rank, or a source term).
+    increment
+        ``h * |factor| * ||(H - e) Y0||`` (``e`` the energy of ``Y0``): the size of the
+        first-order change of the normalized state, the scale ``normal`` is judged by.
+    enrich
+        New directions per edge the accepted attempt was enriched with (0: none).
     rejected
         Number of rejected attempts before the accepted one.
     wall_parallel
@@ -139,6 +158,9 @@ class StepInfo:
     ranks: dict[int, int] = field(default_factory=dict)
     trunc_error: float = 0.0
     eta: float = math.nan
+    normal: float = math.nan
+    increment: float = math.nan
+    enrich: int = 0
     rejected: int = 0
     wall_parallel: float = 0.0
     wall_serial: float = 0.0

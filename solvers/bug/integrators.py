@@ -32,11 +32,13 @@ from solvers.bug.common import (
     timer,
     tree_levels,
 )
-from tensorsim._array_api import Array, array_namespace, device, to_float
+from solvers.bug.enrichment import enrich_bases, normal_component
+from tensorsim._array_api import Array, array_namespace, device, to_float, to_numpy
 from tensorsim.linalg import Truncation, augment_basis
 from tensorsim.parallel import Executor, SerialComm
 from tensorsim.tensor_ops import mode_dot
 from tensorsim.ttn.conservation import functional_network, restore_functional
+from tensorsim.ttn.environment import down_environments
 from tensorsim.ttn.network import TTN, inner, orthonormalize, truncate
 
 __all__ = ["augmented_bug_step", "bug_step", "parallel_bug_step"]
@@ -206,6 +208,8 @@ def augmented_bug_step(
     executor: Executor | None = None,
     substep: Substep = "krylov",
     conserve: Sequence[Any] | None = None,
+    enrich: int = 8,
+    normal_rtol: float | None = 1e-2,
 ) -> tuple[TTN, StepInfo]:
     """One step of the rank-adaptive (augmented) BUG integrator for trees.
 
@@ -236,13 +240,49 @@ def augmented_bug_step(
         most, within ``max_rank``; :mod:`tensorsim.ttn.conservation`). With the
         functional's directions in the bases, the Galerkin step conserves ``m`` whenever
         the operator does, so ``m`` is then kept to round-off.
+    enrich
+        Before the step, add up to this many directions of ``H Y0`` to every edge basis
+        (:func:`solvers.bug.enrichment.enrich_bases`; ``Y0`` is unchanged); ``0``: none.
+        Without it, dynamics whose first steps need two-site changes across an edge (the
+        XXZ chain from a Néel state) depend on the zero-weight padding and can be lost.
+    normal_rtol
+        Enrichment control: if the step leaves more than this fraction of the first-order
+        increment unrepresented (``info.normal > normal_rtol * info.increment``), it is
+        redone once with the enrichment widened to ``trunc.max_rank`` (``8 * enrich``
+        without a rank cap) and counted in ``info.rejected``; ``None``: never.
+
+    Returns
+    -------
+    (TTN, StepInfo)
+        ``info.normal`` is ``h ||(I - P) F(Y0)||`` for the augmented Galerkin space.
 
     References
     ----------
-    arXiv 2104.05247 (matrices, Tucker), arXiv 2201.10291 (trees).
+    arXiv 2104.05247 (matrices, Tucker), arXiv 2201.10291 (trees); enrichment after
+    arXiv 2005.06104.
     """
     _check_step(state, h)
+    _check_normal_rtol(normal_rtol)
+
+    def attempt(rank: int) -> tuple[TTN, StepInfo]:
+        return _augmented_attempt(state, h, rhs, trunc, executor, substep, conserve, rank)
+
+    return _controlled(attempt, enrich, normal_rtol, trunc)
+
+
+def _augmented_attempt(
+    state: TTN,
+    h: float,
+    rhs: LinearTreeRHS,
+    trunc: Truncation,
+    executor: Executor | None,
+    substep: Substep,
+    conserve: Sequence[Any] | None,
+    enrich: int,
+) -> tuple[TTN, StepInfo]:
+    """One augmented BUG step from ``state`` enriched by ``enrich`` directions per edge."""
     info = StepInfo()
+    state = _enriched(state, rhs, enrich, trunc, info)
     clock = timer()
     ex = _Timed(executor or _serial_executor(), info)
     lp = LocalProblems(state, rhs, ex)
@@ -268,7 +308,8 @@ def augmented_bug_step(
 
     _run_levels(ex, levels[:1], leaf_task, lambda n: _cost(lp.x[n]), store)
     _run_levels(ex, levels[1:], inner_task, lambda n: _cost(lp.x[n]) * 8, store)
-    info.wall_serial = clock() - info.wall_parallel
+    info.normal, info.increment = _normal(lp, bases, h)
+    info.wall_serial += clock() - info.wall_parallel
     return _finish(bases.network(root_tensor[0]), trunc, info, conserve)
 
 
@@ -352,6 +393,8 @@ def parallel_bug_step(
     max_rejections: int = 1,
     max_halvings: int = 3,
     conserve: Sequence[Any] | None = None,
+    enrich: int = 8,
+    normal_rtol: float | None = 1e-2,
 ) -> tuple[TTN, StepInfo]:
     """One step of the parallel BUG integrator for trees (arXiv 2412.00858).
 
@@ -398,11 +441,15 @@ def parallel_bug_step(
     max_halvings
         ``"norm"`` control only: how many times a step may be split into two half steps
         when its redos fail (0: never).
+    enrich, normal_rtol
+        As :func:`augmented_bug_step`: directions of ``H Y0`` added to every edge basis
+        before the step (``0``: none), and the control that widens them.
 
     Returns
     -------
     (TTN, StepInfo)
-        ``info.eta`` is ``max over nodes of h * ||F(Y0) on blocks with >= 2 new directions||``.
+        ``info.eta`` is ``max over nodes of h * ||F(Y0) on blocks with >= 2 new directions||``;
+        ``info.normal`` is ``h ||(I - P) F(Y0)||`` for the augmented Galerkin space.
     """
     _check_step(state, h)
     if offdiag not in ("krylov", "euler"):
@@ -411,14 +458,57 @@ def parallel_bug_step(
         raise ValueError(f"rejection: expected 'none', 'paper' or 'norm', got {rejection!r}")
     if not (isinstance(max_halvings, int) and max_halvings >= 0):
         raise ValueError(f"max_halvings: expected an integer >= 0, got {max_halvings!r}")
+    _check_normal_rtol(normal_rtol)
+    options = dict(
+        rhs=rhs,
+        trunc=trunc,
+        executor=executor or _serial_executor(),
+        substep=substep,
+        offdiag=offdiag,
+        rejection=rejection,
+        c_eta=c_eta,
+        c_norm=c_norm,
+        max_rejections=max_rejections,
+        max_halvings=max_halvings,
+        conserve=conserve,
+        normal_rtol=normal_rtol,
+    )
+
+    def attempt(rank: int) -> tuple[TTN, StepInfo]:
+        return _parallel_step(state, t, h, enrich=rank, **options)
+
+    return _controlled(attempt, enrich, normal_rtol, trunc)
+
+
+def _parallel_step(
+    state: TTN,
+    t: float,
+    h: float,
+    *,
+    rhs: LinearTreeRHS,
+    trunc: Truncation,
+    executor: Executor,
+    substep: Substep,
+    offdiag: OffDiagonal,
+    rejection: str,
+    c_eta: float,
+    c_norm: float,
+    max_rejections: int,
+    max_halvings: int,
+    conserve: Sequence[Any] | None,
+    enrich: int,
+    normal_rtol: float | None,
+) -> tuple[TTN, StepInfo]:
+    """The parallel BUG step with its rejections and halvings, enriched by ``enrich``."""
     conserving = rhs.hermitian and complex(rhs.factor).real == 0.0 and rhs.source is None
-    executor = executor or _serial_executor()
     info = StepInfo()
-    current = state
+    current = _enriched(state, rhs, enrich, trunc, info)
     for attempt in range(max_rejections + 1):
-        y, embedded, eta = _parallel_attempt(current, h, rhs, executor, substep, offdiag, info)
+        y, embedded, eta, normal = _parallel_attempt(
+            current, h, rhs, executor, substep, offdiag, info
+        )
         out, info = _finish(y, trunc, info, conserve)
-        info.eta = eta
+        info.eta, (info.normal, info.increment) = eta, normal
         if rejection == "none":
             return out, info
         old_ranks = current.ranks()
@@ -457,6 +547,8 @@ def parallel_bug_step(
         max_rejections=max_rejections,
         max_halvings=max_halvings - 1,
         conserve=conserve,
+        enrich=enrich,
+        normal_rtol=normal_rtol,
     )
     mid, first = parallel_bug_step(state, t, h / 2, **options)
     out, second = parallel_bug_step(mid, t + h / 2, h / 2, **options)
@@ -469,6 +561,9 @@ def _merge(wasted: StepInfo, first: StepInfo, second: StepInfo) -> StepInfo:
         ranks=second.ranks,
         trunc_error=math.hypot(first.trunc_error, second.trunc_error),
         eta=max(first.eta, second.eta),
+        normal=max(first.normal, second.normal),
+        increment=max(first.increment, second.increment),
+        enrich=max(first.enrich, second.enrich),
         rejected=wasted.rejected + 1 + first.rejected + second.rejected,
         wall_parallel=wasted.wall_parallel + first.wall_parallel + second.wall_parallel,
         wall_serial=wasted.wall_serial + first.wall_serial + second.wall_serial,
@@ -484,8 +579,8 @@ def _parallel_attempt(
     substep: Substep,
     offdiag: OffDiagonal,
     info: StepInfo,
-) -> tuple[TTN, TTN, float]:
-    """One try of the parallel step: (augmented result, Y0 embedded in its bases, eta)."""
+) -> tuple[TTN, TTN, float, tuple[float, float]]:
+    """One try: (augmented result, Y0 embedded in its bases, eta, (nu, increment))."""
     xp = array_namespace(*state.tensors)
     tree = state.tree
     clock = timer()
@@ -495,6 +590,7 @@ def _parallel_attempt(
     bases = _Bases(lp)
     galerkin: dict[int, Array] = {}
     root: list[Array] = []
+    root_rhs: list[Array] = []
     etas: list[float] = []
 
     # every leaf K-step (with its augmentation) and every old-basis Galerkin step at once
@@ -527,22 +623,90 @@ def _parallel_attempt(
                 c_hat[tuple(index)] = h * f0[tuple(index)]
         eta = h * _norm_two_new(xp, f0, old_sizes)
         if node == tree.root:
-            return c_hat, eta
+            return c_hat, eta, f0
         return _augmented_subtree(lp, node, c_hat, bases), eta
 
-    def store(node: int, result: tuple[Any, float]) -> None:
-        value, eta = result
+    def store(node: int, result: tuple) -> None:
+        value, eta = result[:2]
         etas.append(eta)
         if node == tree.root:
             root.append(value)
+            root_rhs.append(result[2])
         else:
             bases.items[node] = value
 
     _run_levels(ex, tree_levels(tree)[1:], assemble, lambda n: _cost(lp.x[n]) * 4, store)
     y = bases.network(root[0])
     embedded = bases.network(_pad(state.tensors[tree.root], (1, *bases.sizes(tree.root))))
+    normal = _normal(lp, bases, h, root_rhs[0])
     info.wall_serial += clock() - (info.wall_parallel - before)
-    return y, embedded, max(etas)
+    return y, embedded, max(etas), normal
+
+
+def _enriched(state: TTN, rhs: LinearTreeRHS, rank: int, trunc: Truncation, info: StepInfo) -> TTN:
+    """``state`` in bases enriched by ``rank`` directions of ``H Y0`` (none without H)."""
+    if not (isinstance(rank, int) and not isinstance(rank, bool) and rank >= 0):
+        raise ValueError(f"enrich: expected an integer >= 0, got {rank!r}")
+    if rhs.op is None or rank == 0:
+        return state
+    clock = timer()
+    out = enrich_bases(state, rhs.op, rank, trunc.max_rank)
+    info.enrich = rank
+    info.wall_serial += clock()
+    return out
+
+
+def _normal(
+    lp: LocalProblems, bases: _Bases, h: float, projected: Array | None = None
+) -> tuple[float, float]:
+    """``(nu, increment)`` of a step; NaN with a source term or without an operator.
+
+    ``nu = h ||(I - P) F(Y0)||`` for the augmented bases of ``bases`` and
+    ``increment = h |factor| ||(H - e) Y0||`` with ``e`` the energy of ``Y0`` (the size
+    of the first-order change of the normalized state). ``projected``: ``P F(Y0)`` at the
+    root if already computed.
+    """
+    rhs = lp.rhs
+    if rhs.op is None or rhs.source is not None:
+        return math.nan, math.nan
+    root = lp.state.tree.root
+    if projected is None:
+        projected = _projected_rhs(lp, bases, root, tuple(lp.x[root].shape[1:]))
+    gram = to_numpy(down_environments(lp.state, rhs.gram)[root])
+    h2 = float(gram.real[0, 0, 0])
+    energy = complex(to_numpy(lp.down[root])[0, 0, 0])
+    norm2 = _root_norm(lp.state) ** 2
+    scale = abs(complex(rhs.factor))
+    nu = normal_component(projected, scale**2 * h2, h)
+    spread = max(h2 - abs(energy) ** 2 / norm2, 0.0) if norm2 > 0 else 0.0
+    return nu, h * scale * math.sqrt(spread)
+
+
+def _check_normal_rtol(normal_rtol: float | None) -> None:
+    if normal_rtol is not None and not (
+        isinstance(normal_rtol, int | float) and normal_rtol > 0 and math.isfinite(normal_rtol)
+    ):
+        raise ValueError(f"normal_rtol: expected a positive number or None, got {normal_rtol!r}")
+
+
+def _controlled(
+    attempt: Callable[[int], tuple[TTN, StepInfo]],
+    enrich: int,
+    normal_rtol: float | None,
+    trunc: Truncation,
+) -> tuple[TTN, StepInfo]:
+    """Run ``attempt(enrich)``; redo it once, widely enriched, if ``nu`` is too large."""
+    out, info = attempt(enrich)
+    if normal_rtol is None or enrich == 0 or not info.normal > normal_rtol * info.increment:
+        return out, info
+    wider = trunc.max_rank if trunc.max_rank is not None else 8 * enrich
+    if wider <= enrich:
+        return out, info
+    out, second = attempt(wider)
+    second.rejected += 1 + info.rejected
+    second.wall_parallel += info.wall_parallel
+    second.wall_serial += info.wall_serial
+    return out, second
 
 
 def _cap_ranks(y: TTN, max_rank: int | None) -> TTN:

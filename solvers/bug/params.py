@@ -57,8 +57,9 @@ class BUGParams(Params):
     ----------
     integrator
         ``"parallel_bug"`` (arXiv 2412.00858), ``"augmented_bug"`` (rank-adaptive BUG,
-        arXiv 2104.05247) or ``"bug"`` (fixed rank: the ranks of the initial state, see
-        ``initial_rank``). The parallel BUG drops the blocks with two new directions, a
+        arXiv 2104.05247), ``"midpoint_bug"`` (second order, after arXiv 2402.08607; see
+        :mod:`solvers.bug.midpoint`) or ``"bug"`` (fixed rank: the ranks of the initial
+        state, see ``initial_rank``). The parallel BUG drops the blocks with two new directions, a
         first-order error that the tolerance must keep small: it needs about 10x smaller
         ``rtol`` than the augmented BUG for the same accuracy.
     atol
@@ -81,6 +82,17 @@ class BUGParams(Params):
         test for norm-conserving problems), ``"paper"`` (the rules of arXiv 2412.00858) or
         ``"none"``; see :func:`solvers.bug.parallel_bug_step`. Refused for other
         integrators unless left at its default.
+    enrich
+        Rank-adaptive integrators: before each step, up to this many directions of
+        ``H Y0`` are added to every edge basis (``Y0`` unchanged; ``0``: none), so that the
+        step can create correlations that need two-site changes across an edge (the XXZ
+        chain from a Néel state), whatever the zero-weight padding; see
+        :mod:`solvers.bug.enrichment`. Refused for ``"bug"`` unless left at its default.
+    normal_rtol
+        Rank-adaptive integrators: a step whose normal-component estimate
+        ``info.normal`` exceeds ``normal_rtol * info.increment`` is redone once with the
+        enrichment widened to ``max_rank``; ``None``: never. Refused for ``"bug"`` unless
+        left at its default.
     conserve
         Mass-conservative truncation along the product functional the problem supplies
         (its weight vectors, ``make_stepper(..., conserve=weights)``): the functional's
@@ -90,7 +102,7 @@ class BUGParams(Params):
         ``max_rank``.
     """
 
-    integrator: Literal["parallel_bug", "augmented_bug", "bug"] = param(
+    integrator: Literal["parallel_bug", "augmented_bug", "midpoint_bug", "bug"] = param(
         "parallel_bug", "BUG integrator (parallel_bug needs ~10x smaller rtol)"
     )
     atol: float | None = param(1e-8, "absolute truncation tolerance per edge", gt=0.0)
@@ -101,6 +113,10 @@ class BUGParams(Params):
     substep: Literal["krylov", "rk4"] = param("krylov", "local problems: Krylov or RK4")
     rejection: Literal["norm", "paper", "none"] = param(
         "norm", "parallel BUG step rejection (norm = paper rules + norm-defect test)"
+    )
+    enrich: int = param(8, "directions of H Y0 added to every basis before a step", ge=0)
+    normal_rtol: float | None = param(
+        1e-2, "redo a step, widely enriched, if normal > normal_rtol * increment", gt=0.0
     )
     conserve: bool = param(False, "mass-conservative truncation (problem's functional)")
 
@@ -118,11 +134,13 @@ class BUGParams(Params):
             )
         options = INTEGRATOR_OPTIONS.get(self.integrator, frozenset())
         default = {f.name: f.default for f in dataclasses.fields(self)}
-        if self.rejection != default["rejection"] and "rejection" not in options:
-            raise ConfigError(
-                f"config key 'rejection': {self.rejection!r} {_only('rejection')}, not to "
-                f"integrator {self.integrator!r}"
-            )
+        for name in ("rejection", "enrich", "normal_rtol"):
+            value = getattr(self, name)
+            if value != default[name] and name not in options:
+                raise ConfigError(
+                    f"config key {name!r}: {value!r} {_only(name)}, not to integrator "
+                    f"{self.integrator!r}"
+                )
         if self.conserve and "conserve" not in options:
             raise ConfigError(
                 f"config key 'conserve': the mass-conservative truncation "
@@ -197,7 +215,8 @@ def make_stepper(
     """The step function of ``params`` for the problem ``dY/dt = rhs(Y)``.
 
     Every integrator gets ``rhs``, ``trunc = params.truncation()``, ``executor`` and
-    ``substep``; ``rejection`` goes to the integrators that take it (the parallel BUG), and
+    ``substep``; ``rejection`` (the parallel BUG), ``enrich`` and ``normal_rtol`` (the
+    rank-adaptive ones) go to the integrators that take them, and
     with ``params.conserve`` the weight vectors ``conserve`` go along. The integrator is
     looked up in :data:`solvers.bug.INTEGRATORS` now, once.
 
@@ -239,8 +258,9 @@ def make_stepper(
         "executor": executor,
         "substep": params.substep,
     }
-    if params.accepts("rejection"):
-        options["rejection"] = params.rejection
+    for name in ("rejection", "enrich", "normal_rtol"):
+        if params.accepts(name):
+            options[name] = getattr(params, name)
     if params.conserve:
         weights = _weights(conserve)
         if not params.accepts("conserve"):

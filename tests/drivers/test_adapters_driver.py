@@ -188,6 +188,7 @@ def test_target_that_matches_no_layer_names_the_pattern(tmp_path):
                      "--set", f"output.path={tmp_path / 'x.nc'}"])  # fmt: skip
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 @pytest.mark.mpi
 def test_two_ranks_give_the_serial_sweep(two_ranks, sweep_file, tmp_path):
     out = tmp_path / "mpi.nc"

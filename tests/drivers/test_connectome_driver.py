@@ -154,6 +154,7 @@ def test_sweep_takes_no_restart(tmp_path, capsys, option):
     assert not (tmp_path / "x.nc").exists()
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 @pytest.mark.mpi
 def test_two_ranks_give_the_serial_file(two_ranks, tmp_path):
     tiny = [

@@ -156,6 +156,7 @@ def test_restart_is_refused(tmp_path, capsys):
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 @pytest.mark.mpi
 def test_two_ranks_match_one(tmp_path, two_ranks):
     serial, parallel = tmp_path / "serial.nc", tmp_path / "parallel.nc"

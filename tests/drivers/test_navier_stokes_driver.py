@@ -489,6 +489,7 @@ def test_run_file_stops_resumes_and_loads_back(dataset, learning, tmp_path):
     assert open_run(other)[0].attrs["finished"] == 0
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 @pytest.mark.mpi
 def test_two_ranks_follow_one(dataset, learning, tmp_path, two_ranks, trained):
     from tensorsim.io import open_run

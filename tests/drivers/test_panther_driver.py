@@ -172,6 +172,7 @@ def test_serology_smoke(tmp_path):
     assert row["test"] > 0.45 and row["min_factor"] >= 0
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 @pytest.mark.mpi
 def test_two_ranks_give_the_serial_result(tmp_path, two_ranks, tiny_run):
     out = tmp_path / "mpi.nc"

@@ -28,6 +28,15 @@ def test_run_matches_exact_and_conserves(tmp_path):
     ds = load_dataset(out)
     assert ds.attrs["finished"] == 1 and ds.sizes["time"] == 11 and ds.sizes["site"] == 6
     assert float(ds["error_mz"][1:].max()) < 1e-5
+    # per site and per bond, against the exact values the file carries
+    assert ds.sizes["bond"] == 5
+    site_error = abs(ds["mz"] - ds["mz_exact"]).max("site")
+    np.testing.assert_allclose(ds["error_mz_site"], site_error, rtol=0, atol=1e-15)
+    assert float(ds["error_mz_site"][1:].max()) < 1e-5
+    assert float(ds["error_zz"][1:].max()) < 1e-5
+    assert float(abs(ds["zz_exact"] - ds["zz"]).max()) < 1e-5
+    assert float(abs(ds["mz_exact"].isel(time=-1) - ds["mz_exact"].isel(time=0)).max()) > 1e-2
+    assert np.isfinite(ds["normal"][1:]).all() and float(ds["normal"][1:].max()) < 1e-3
     assert float(abs(ds["norm"] - 1).max()) < 1e-6
     assert float(abs(ds["energy"] - ds["energy"][0]).max()) < 1e-5
     ranks = ds["ranks"].values
@@ -44,6 +53,7 @@ def test_other_integrators(tmp_path, integrator):
     ds = load_dataset(out)
     bound = 1e-5 if integrator == "augmented_bug" else 5e-2  # fixed rank 2 is too small
     assert float(ds["error_mz"][1:].max()) < bound
+    assert float(ds["error_mz_site"][1:].max()) < 2 * bound
 
 
 def test_restart_gives_the_uninterrupted_result(tmp_path):
@@ -54,7 +64,7 @@ def test_restart_gives_the_uninterrupted_result(tmp_path):
     driver.main(["--restart", str(part)])
     a, b = load_dataset(full), load_dataset(part)
     assert b.attrs["finished"] == 1 and b.sizes["time"] == a.sizes["time"]
-    for name in ("mz", "norm", "energy", "ranks"):
+    for name in ("mz", "zz", "norm", "energy", "ranks", "normal"):
         np.testing.assert_allclose(b[name].values, a[name].values, rtol=0, atol=1e-13)
     with pytest.raises(ConfigError, match="--restart"):
         driver.main(["--restart", str(part), "--set", "time.h=0.1"])

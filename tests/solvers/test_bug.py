@@ -20,7 +20,7 @@ from problems.spin_chain import (
     hamiltonian,
     initial_vectors,
 )
-from solvers.bug import INTEGRATORS, LinearTreeRHS
+from solvers.bug import INTEGRATORS, BUGParams, LinearTreeRHS, make_stepper
 from tensorsim import Truncation
 from tensorsim.ttn import (
     TTN,
@@ -116,8 +116,11 @@ def test_two_leaf_tree_is_the_matrix_case(rng):
     state = TTN(tree, (u0, v0, s0[None]))
     aug_ref, par_ref = matrix_steps(mats, u0, s0, v0, h)
     keep_all = Truncation(atol=1e-14)
-    aug, _ = INTEGRATORS["augmented_bug"](state, 0.0, h, rhs=rhs, trunc=keep_all)
-    par, _ = INTEGRATORS["parallel_bug"](state, 0.0, h, rhs=rhs, trunc=keep_all, rejection="none")
+    # the textbook steps: no enrichment
+    aug, _ = INTEGRATORS["augmented_bug"](state, 0.0, h, rhs=rhs, trunc=keep_all, enrich=0)
+    par, _ = INTEGRATORS["parallel_bug"](
+        state, 0.0, h, rhs=rhs, trunc=keep_all, rejection="none", enrich=0
+    )
     np.testing.assert_allclose(aug.to_dense(), aug_ref, atol=1e-11)
     np.testing.assert_allclose(par.to_dense(), par_ref, atol=1e-11)
 
@@ -172,7 +175,9 @@ def test_star_tree_is_the_tucker_case(rng):
     core = state.tensors[3][0]
     ref = _tucker_augmented_step(op.to_sparse().toarray(), core, list(state.tensors[:3]), h)
     rhs = LinearTreeRHS(to_ttno(op, tree))
-    out, _ = INTEGRATORS["augmented_bug"](state, 0.0, h, rhs=rhs, trunc=Truncation(atol=1e-14))
+    out, _ = INTEGRATORS["augmented_bug"](
+        state, 0.0, h, rhs=rhs, trunc=Truncation(atol=1e-14), enrich=0
+    )
     np.testing.assert_allclose(out.to_dense(), ref, atol=1e-10)
 
 
@@ -253,7 +258,9 @@ def test_invariants_of_the_augmented_step(rng):
     y = random_ttn(tree, 2, rng=rng, dtype=np.complex128)
     y = scale(y, 1.0 / y.norm())
     old_ranks = y.ranks()
-    out, info = INTEGRATORS["augmented_bug"](y, 0.0, 0.05, rhs=rhs, trunc=Truncation(atol=1e-14))
+    out, info = INTEGRATORS["augmented_bug"](
+        y, 0.0, 0.05, rhs=rhs, trunc=Truncation(atol=1e-14), enrich=0
+    )
     validate(out, orthonormal=True, atol=1e-12)
     assert all(out.ranks()[e] <= 2 * old_ranks[e] for e in old_ranks)
     assert info.ranks == out.ranks() and info.trunc_error < 1e-13
@@ -269,8 +276,10 @@ def test_parallel_minus_augmented_is_the_dropped_block(rng, nested):
     y = random_ttn(tree, 1, rng=rng, dtype=np.complex128)
     y = scale(y, 1.0 / y.norm())
     keep = Truncation(atol=1e-14)
-    a, _ = INTEGRATORS["augmented_bug"](y, 0.0, 1e-3, rhs=rhs, trunc=keep)
-    p, info = INTEGRATORS["parallel_bug"](y, 0.0, 1e-3, rhs=rhs, trunc=keep, rejection="none")
+    a, _ = INTEGRATORS["augmented_bug"](y, 0.0, 1e-3, rhs=rhs, trunc=keep, enrich=0)
+    p, info = INTEGRATORS["parallel_bug"](
+        y, 0.0, 1e-3, rhs=rhs, trunc=keep, rejection="none", enrich=0
+    )
     ratio = np.linalg.norm(a.to_dense() - p.to_dense()) / info.eta
     assert (0.97 < ratio < 1.03) if len(nested) == 2 and nested == (0, 1) else (0.5 < ratio < 2)
 
@@ -304,10 +313,10 @@ def test_parallel_bug_converges_on_long_range_ising(d):
     about 2 (spec section 7). The default error control is far more accurate still."""
     hs = [1 / 8, 1 / 16, 1 / 32, 1 / 64] + ([1 / 128, 1 / 256] if d == 8 else [])
     trunc = Truncation(atol=1e-10, max_rank=40, min_rank=2)
-    errs = [_mz_error("parallel_bug", d, h, trunc=trunc, rejection="none") for h in hs]
+    errs = [_mz_error("parallel_bug", d, h, trunc=trunc, rejection="none", enrich=0) for h in hs]
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
     assert slope >= 0.8, (errs, slope)
-    controlled = _mz_error("parallel_bug", d, hs[1], trunc=trunc)
+    controlled = _mz_error("parallel_bug", d, hs[1], trunc=trunc, enrich=0)
     assert controlled <= errs[1]
 
 
@@ -346,8 +355,9 @@ def test_augmented_bug_is_accurate_on_long_range_ising():
 # ------------------------------------------------------------------ matrix robustness test
 
 
-def _robustness(name, hs, **kwargs):
-    """Discrete Schrödinger test of arXiv 2104.05247 §6.1 (tiny singular values)."""
+def _robustness(name, hs, *, tolerance=lambda h: 1e-5 * h, **kwargs):
+    """Discrete Schrödinger test of arXiv 2104.05247 §6.1 (tiny singular values), T = 1;
+    the truncation tolerance of step size ``h`` is ``tolerance(h)``."""
     n, r = 100, 12
     lap = 2 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
     j = np.arange(-n // 2, n // 2)
@@ -367,15 +377,37 @@ def _robustness(name, hs, **kwargs):
         y = y0
         for k in range(round(1 / h)):
             y, _ = INTEGRATORS[name](
-                y, k * h, h, rhs=rhs, trunc=Truncation(atol=1e-5 * h), **kwargs
+                y, k * h, h, rhs=rhs, trunc=Truncation(atol=tolerance(h)), **kwargs
             )
         errs.append(np.linalg.norm(y.to_dense().reshape(-1) - ref))
     return np.asarray(errs)
 
 
+@pytest.mark.slow
+def test_midpoint_is_second_order_on_the_matrix_test():
+    """Truncated at 1e-10 so that the time error shows, not the rank plateau."""
+    hs = [0.05, 0.025, 0.0125]
+    errs = _robustness("midpoint_bug", hs, tolerance=lambda h: 1e-10)
+    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert slope >= 1.8 and errs[-1] < 1e-7, (errs, slope)
+
+
+def test_midpoint_refuses_a_source_and_is_configurable():
+    params = SpinChainParams(sites=4, model="xxz", jz=0.5)
+    tree = build_tree(params)
+    y = product_state(tree, initial_vectors(params), rank=2, dtype=np.complex128)
+    with pytest.raises(ValueError, match="rhs: midpoint_bug needs an operator and no source"):
+        INTEGRATORS["midpoint_bug"](
+            y, 0.0, 0.1, rhs=LinearTreeRHS(None, source=y), trunc=Truncation(atol=1e-8)
+        )
+    rhs = LinearTreeRHS(to_ttno(hamiltonian(params), tree), factor=-1j)
+    step = make_stepper(BUGParams(integrator="midpoint_bug", enrich=4), rhs)
+    assert step.keywords["enrich"] == 4 and "rejection" not in step.keywords
+
+
 def test_robustness_parallel_slope_one():
     hs = [0.1, 0.05, 0.025]
-    errs = _robustness("parallel_bug", hs, rejection="none")
+    errs = _robustness("parallel_bug", hs, rejection="none", enrich=0)
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
     assert 0.85 <= slope <= 1.15, (errs, slope)
 

@@ -241,6 +241,7 @@ def test_record_and_save_get_every_epoch(heat):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 def test_restart_continues_identically(heat, tmp_path):
     pytest.importorskip("h5netcdf")
     from tensorsim.io import Writer, open_run
@@ -333,6 +334,7 @@ with torch_distributed() as (rank, size):
 )
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 @pytest.mark.mpi
 def test_two_ranks_follow_the_serial_loss_curve(tmp_path, mpiexec):
     script = tmp_path / "worker.py"

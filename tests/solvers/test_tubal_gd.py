@@ -162,6 +162,7 @@ def test_same_trajectory_on_every_backend(xp, small):
         np.testing.assert_allclose(to_numpy(mine.tube_norms), to_numpy(theirs.tube_norms))
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 def test_fig2_setting_reaches_the_acceptance_thresholds():
     """The paper's Fig. 2 (n=10, k=4, r*=2, m=254, R=100, alpha=1e-7, step 1e-5, 10^4 steps).
 
