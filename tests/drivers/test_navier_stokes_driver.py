@@ -372,6 +372,7 @@ def test_default_run_file_name(dataset, learning, tmp_path):
     assert summary["path"] == str(tmp_path / "set_fno.nc")
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 def test_restart_continues_identically(dataset, learning, tmp_path):
     from tensorsim.io import open_run
 

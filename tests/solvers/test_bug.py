@@ -338,6 +338,7 @@ def _capped_tfim_run(**kwargs):
     return err, drift
 
 
+@pytest.mark.slow  # default run kept under 10 min on 2 cores
 def test_parallel_bug_step_halving_when_max_rank_binds():
     """With max_rank binding, a redo cannot add directions; halving the step must then
     control the error (the norm defect of the untruncated step shrinks like h^2)."""
