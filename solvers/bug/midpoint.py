@@ -10,15 +10,18 @@ with those bases and any root tensor; the Galerkin step is then one exponential 
 operator projected on the root tensor. Why this is second order: the Galerkin solution
 leaves the exact one by ``int_0^h (I - P) F(Y(s)) ds``, which the midpoint rule gives as
 ``h (I - P) F(Y(h/2)) + O(h^3)``; with ``F(Y_half)`` in the space and ``Y_half`` first-order
-accurate this is ``O(h^3)`` per step. The bases are built by
-:func:`solvers.bug.enrichment.augment_bases`: first those of ``Y0`` (old columns first, so
-``Y0`` is represented exactly) augmented by ``Y_half``'s, then by the directions of
-``H Y_half``, as many as ``enrich`` per edge. The step reports
-``normal = h ||(I - P) F(Y_half)||``, exactly the term the midpoint rule needs to vanish; if
-it exceeds ``normal_rtol`` times ``h |factor| ||(H - e) Y_half||`` the space is rebuilt with
-up to ``max_rank`` directions of ``H Y_half`` per edge (counted in ``rejected``).
+accurate this is ``O(h^3)`` per step. The bases are those of ``Y0``
+(old columns first, so ``Y0`` is represented exactly), augmented by ``Y_half``'s
+(:func:`solvers.bug.enrichment.augment_bases`) and by the tree analogue of the matrix
+method's ``F(Y_half) V_half``: at every node the operator restricted by ``Y_half``'s
+environments applied to ``Y_half``'s local value, at inner nodes in the children's augmented
+bases. The step reports ``normal = h ||(I - P) F(Y_half)||``, exactly the term the midpoint
+rule needs to vanish; if it exceeds ``normal_rtol`` times ``h |factor| ||(H - e) Y_half||``,
+up to ``max_rank`` directions of ``H Y_half`` itself (complement-weighted) are added per
+edge (counted in ``rejected``).
 
-Ranks before truncation reach about ``3 r + enrich`` (``4 r`` in the matrix paper).
+Ranks before truncation reach about ``3 r`` (``4 r`` in the matrix paper, whose second
+side gets its own directions).
 """
 
 from __future__ import annotations
@@ -90,11 +93,10 @@ def midpoint_bug_step(
     substep
         Local problems by Krylov exponentials (``"krylov"``) or one RK4 step (``"rk4"``).
     enrich
-        Directions of ``H Y_half`` added per edge (and the enrichment of the half step,
-        :func:`solvers.bug.augmented_bug_step`).
+        The enrichment of the half step (:func:`solvers.bug.augmented_bug_step`).
     normal_rtol
-        Control of the space (and of the half step), as in the augmented BUG; ``None``:
-        never widen.
+        Control of the half step, as in the augmented BUG, and of the Galerkin space (see
+        the module docstring); ``None``: never widen.
 
     Returns
     -------

@@ -147,13 +147,23 @@ def test_make_stepper_passes_the_enrichment():
 STEPS = (0.02, 0.01, 0.005)
 
 
-def _assert_accurate_and_converging(results: list[dict[str, float]], record_property) -> None:
+#: Error below which smaller steps need not help. The truncation (atol 1e-8 per edge and
+#: step) sets about 1e-6; the parallel BUG's step control accepts up to ``c * atol`` of
+#: dropped blocks and norm defect per step (c = 10), which adds up to a few 1e-5 over the
+#: 50-200 steps here, whatever h (measured on 12 sites: 2.9e-5 .. 5.4e-5 at all three h).
+PLATEAU = {"parallel_bug": 1e-4}
+
+
+def _assert_accurate_and_converging(
+    integrator: str, results: list[dict[str, float]], record_property
+) -> None:
     record_property("errors", results)  # in the JUnit XML: the numbers of the closing note
     for r in results:
         assert r["mz"] < 1e-3 and r["zz"] < 1e-3, results
-    # smaller steps are no worse, until the truncation plateau (~1e-6 here)
+    # smaller steps are no worse, until the plateau
+    floor = PLATEAU.get(integrator, 1e-6)
     for coarse, fine in zip(results, results[1:], strict=False):
-        assert fine["mz"] <= max(1.1 * coarse["mz"], 1e-6), results
+        assert fine["mz"] <= max(1.1 * coarse["mz"], floor), results
 
 
 @pytest.mark.slow
@@ -162,7 +172,7 @@ def _assert_accurate_and_converging(results: list[dict[str, float]], record_prop
 def test_xxz_neel_quench_12_sites(integrator, tree, record_property):
     params = SpinChainParams(sites=12, tree=tree, initial="neel", **XXZ)
     results = [quench(params, integrator, h, 1.0) for h in STEPS]
-    _assert_accurate_and_converging(results, record_property)
+    _assert_accurate_and_converging(integrator, results, record_property)
 
 
 @pytest.mark.slow
@@ -171,7 +181,7 @@ def test_xxz_neel_quench_12_sites(integrator, tree, record_property):
 def test_tfim_neel_quench_12_sites(integrator, tree, record_property):
     params = SpinChainParams(model="tfim", sites=12, tree=tree, initial="neel")
     results = [quench(params, integrator, h, 1.0) for h in STEPS]
-    _assert_accurate_and_converging(results, record_property)
+    _assert_accurate_and_converging(integrator, results, record_property)
 
 
 @pytest.mark.slow
@@ -181,4 +191,4 @@ def test_random_product_state_12_sites(integrator, tree, record_property):
     params = SpinChainParams(sites=12, tree=tree, **XXZ)
     vectors = random_vectors(12, seed=7)
     results = [quench(params, integrator, h, 1.0, vectors=vectors) for h in STEPS]
-    _assert_accurate_and_converging(results, record_property)
+    _assert_accurate_and_converging(integrator, results, record_property)
