@@ -37,9 +37,10 @@ import logging
 import math
 from typing import Any
 
-from tensorsim._array_api import Array, array_namespace, device, to_float
+from tensorsim._array_api import Array, array_namespace, device, to_float, to_numpy
 from tensorsim.einsum import einsum
 from tensorsim.linalg import augment_basis
+from tensorsim.ttn.environment import down_environments
 from tensorsim.ttn.network import TTN
 from tensorsim.ttn.operator import TTNO
 
@@ -268,23 +269,42 @@ def _augmented(old: Array, new: Array, width: int) -> Array:
     return out if out.shape[1] <= width else out[:, :width]
 
 
-def normal_component(projected: Array, norm_squared: float, h: float) -> float:
-    """``nu = h sqrt(||F(Y0)||^2 - ||P F(Y0)||^2)`` (clipped at zero).
+def normal_component(
+    state: TTN, rhs: Any, projected: Array, h: float, energy: complex | None = None
+) -> tuple[float, float]:
+    """``(nu, increment)``: what a step's space misses of ``F(state)``, and its scale.
+
+    ``nu = h sqrt(||F(Y)||^2 - ||P F(Y)||^2)`` (clipped at zero), with ``||F(Y)||^2 =
+    |factor|^2 <Y|H^H H|Y>`` from ``rhs.gram``; ``increment = h |factor| ||(H - e) Y||``
+    with ``e`` the energy of ``Y``, the size of the first-order change of the normalized
+    state.
 
     Parameters
     ----------
+    state
+        The orthonormal TTN ``Y`` at which ``F`` is evaluated.
+    rhs
+        The :class:`~solvers.bug.LinearTreeRHS` (an operator, no source).
     projected
-        The root tensor of ``P F(Y0)`` in the step's augmented bases.
-    norm_squared
-        ``||F(Y0)||^2`` (``|factor|^2 <Y0|H^H H|Y0>``).
+        The root tensor of ``P F(Y)`` in the step's (augmented) bases.
     h
         Step size.
+    energy
+        ``<Y|H|Y>`` if already known (the root's down environment), else computed.
 
     Notes
     -----
     The difference of squares loses digits: ``nu`` is resolved down to about
-    ``h sqrt(eps) ||F(Y0)||``.
+    ``h sqrt(eps) ||F(Y)||``.
     """
     xp = array_namespace(projected)
+    root = state.tree.root
+    h2 = float(to_numpy(down_environments(state, rhs.gram)[root]).real[0, 0, 0])
+    if energy is None:
+        energy = complex(to_numpy(down_environments(state, rhs.op)[root])[0, 0, 0])
+    norm2 = to_float(xp.sum(xp.abs(state.tensors[root]) ** 2))
+    scale = abs(complex(rhs.factor))
     kept = to_float(xp.sum(xp.abs(projected) ** 2))
-    return h * math.sqrt(max(norm_squared - kept, 0.0))
+    nu = h * math.sqrt(max(scale**2 * h2 - kept, 0.0))
+    spread = max(h2 - abs(energy) ** 2 / norm2, 0.0) if norm2 > 0 else 0.0
+    return nu, h * scale * math.sqrt(spread)

@@ -38,7 +38,6 @@ from tensorsim.linalg import Truncation, augment_basis
 from tensorsim.parallel import Executor, SerialComm
 from tensorsim.tensor_ops import mode_dot
 from tensorsim.ttn.conservation import functional_network, restore_functional
-from tensorsim.ttn.environment import down_environments
 from tensorsim.ttn.network import TTN, inner, orthonormalize, truncate
 
 __all__ = ["augmented_bug_step", "bug_step", "parallel_bug_step"]
@@ -661,10 +660,8 @@ def _normal(
 ) -> tuple[float, float]:
     """``(nu, increment)`` of a step; NaN with a source term or without an operator.
 
-    ``nu = h ||(I - P) F(Y0)||`` for the augmented bases of ``bases`` and
-    ``increment = h |factor| ||(H - e) Y0||`` with ``e`` the energy of ``Y0`` (the size
-    of the first-order change of the normalized state). ``projected``: ``P F(Y0)`` at the
-    root if already computed.
+    :func:`solvers.bug.enrichment.normal_component` at ``Y0`` for the augmented bases of
+    ``bases``. ``projected``: ``P F(Y0)`` at the root if already computed.
     """
     rhs = lp.rhs
     if rhs.op is None or rhs.source is not None:
@@ -672,14 +669,8 @@ def _normal(
     root = lp.state.tree.root
     if projected is None:
         projected = _projected_rhs(lp, bases, root, tuple(lp.x[root].shape[1:]))
-    gram = to_numpy(down_environments(lp.state, rhs.gram)[root])
-    h2 = float(gram.real[0, 0, 0])
     energy = complex(to_numpy(lp.down[root])[0, 0, 0])
-    norm2 = _root_norm(lp.state) ** 2
-    scale = abs(complex(rhs.factor))
-    nu = normal_component(projected, scale**2 * h2, h)
-    spread = max(h2 - abs(energy) ** 2 / norm2, 0.0) if norm2 > 0 else 0.0
-    return nu, h * scale * math.sqrt(spread)
+    return normal_component(lp.state, rhs, projected, h, energy)
 
 
 def _check_normal_rtol(normal_rtol: float | None) -> None:

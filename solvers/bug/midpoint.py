@@ -27,7 +27,6 @@ side gets its own directions).
 from __future__ import annotations
 
 import logging
-import math
 
 from solvers.bug.common import (
     LinearTreeRHS,
@@ -43,10 +42,9 @@ from solvers.bug.integrators import (
     _check_normal_rtol,
     _check_step,
     _finish,
-    _root_norm,
     augmented_bug_step,
 )
-from tensorsim._array_api import Array, array_namespace, to_numpy
+from tensorsim._array_api import Array, array_namespace
 from tensorsim.linalg import Truncation, augment_basis
 from tensorsim.parallel import Executor
 from tensorsim.ttn.environment import (
@@ -215,10 +213,4 @@ def _midpoint_defect(space: TTN, half: TTN, rhs: LinearTreeRHS, h: float) -> tup
     projected = rhs.factor * apply_node(
         x, op.tensors[root], up, [rect[c] for c in tree.children[root]]
     )
-    scale = abs(complex(rhs.factor))
-    h2 = float(to_numpy(down_environments(half, rhs.gram)[root]).real[0, 0, 0])
-    energy = complex(to_numpy(down_environments(half, op)[root])[0, 0, 0])
-    norm2 = _root_norm(half) ** 2
-    nu = normal_component(projected, scale**2 * h2, h)
-    spread = max(h2 - abs(energy) ** 2 / norm2, 0.0) if norm2 > 0 else 0.0
-    return nu, h * scale * math.sqrt(spread)
+    return normal_component(half, rhs, projected, h)
