@@ -13,6 +13,7 @@ caller's back.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from types import ModuleType
@@ -64,6 +65,8 @@ def array_namespace(*arrays: Any) -> ModuleType:
         or ``array_api_strict``.
     """
     present = [a for a in arrays if a is not None and not isinstance(a, int | float | complex)]
+    if present and all(type(a) is np.ndarray for a in present):
+        return _numpy_namespace()  # the common case, without array_api_compat's dispatch
     if not present:
         raise TypeError("array_namespace needs at least one array argument")
     try:
@@ -71,6 +74,13 @@ def array_namespace(*arrays: Any) -> ModuleType:
     except TypeError as err:
         kinds = sorted({type(a).__module__ + "." + type(a).__name__ for a in present})
         raise TypeError(f"expected arrays of one supported backend, got {kinds}: {err}") from err
+
+
+@functools.cache
+def _numpy_namespace() -> ModuleType:
+    import array_api_compat.numpy
+
+    return array_api_compat.numpy
 
 
 def default_namespace() -> ModuleType:

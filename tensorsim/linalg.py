@@ -359,6 +359,23 @@ def _exp_and_phi(xp: Any, h: Array, z: complex | float) -> tuple[Array, Array]:
     return f[:k, 0], f[:k, k]
 
 
+def _exp_and_phi_symmetric(xp: Any, h: Array, z: complex | float) -> tuple[Array, Array]:
+    """:func:`_exp_and_phi` for a real symmetric ``h`` (Lanczos), by its eigendecomposition.
+
+    A small ``eigh`` costs a fraction of a dense exponential of the augmented matrix, and
+    the Krylov loop needs one per iteration.
+    """
+    lam, vec = xp.linalg.eigh(h)
+    zl = z * lam
+    if isinstance(z, complex):
+        vec = xp.astype(vec, zl.dtype)
+    first = vec[0, :]
+    e = xp.exp(zl)
+    small = xp.abs(zl) < 1e-8
+    phi = xp.where(small, 1 + 0.5 * zl, (e - 1) / xp.where(small, xp.ones_like(zl), zl))
+    return vec @ (e * first), vec @ (phi * first)
+
+
 def _projected_matrix(xp: Any, cols: list[Array], k: int) -> Array:
     """The k x k projected (Hessenberg) matrix from the first k Arnoldi columns."""
     zero = xp.zeros(1, dtype=cols[-1].dtype, device=device(cols[-1]))
@@ -455,6 +472,7 @@ def expm_multiply(
 
     shape = v.shape
     eps = _eps(v)
+    exp_and_phi = _exp_and_phi_symmetric if hermitian else _exp_and_phi
     w = xp.reshape(v, (-1,))
     done = 0.0  # fraction of t already applied
     frac = 1.0  # substep length, as a fraction of t
@@ -483,10 +501,10 @@ def expm_multiply(
                 h = 0.5 * (h + h.mT)
             if h_next <= 1e-13 * max(to_float(xp.max(xp.abs(h))), 1e-300):
                 step = 1.0 - done  # invariant subspace: exact for the whole remaining time
-                y, _ = _exp_and_phi(xp, h, t * step)
+                y, _ = exp_and_phi(xp, h, t * step)
                 accepted = True
                 break
-            y, phi = _exp_and_phi(xp, h, t * step)
+            y, phi = exp_and_phi(xp, h, t * step)
             err = beta * h_next * abs(t * step) * to_float(xp.abs(phi[-1]))
             if err <= allowed(step, beta):
                 accepted = True
@@ -500,7 +518,7 @@ def expm_multiply(
                 if frac < 1e-14:
                     raise RuntimeError("expm_multiply: substep underflow (is op finite?)")
                 step = min(frac, 1.0 - done)
-                y, phi = _exp_and_phi(xp, h, t * step)
+                y, phi = exp_and_phi(xp, h, t * step)
                 err = beta * h_next * abs(t * step) * to_float(xp.abs(phi[-1]))
         dim = y.shape[0]
         w = beta * (xp.astype(y, basis[0].dtype) @ xp.stack(basis[:dim], axis=0))

@@ -250,9 +250,9 @@ def _operator_tensor(op: TTNO | None, tree: Any, node: int, like: Array) -> Arra
 def _augmented(old: Array, new: Array, width: int) -> Array:
     """``old`` followed by the ``width - r`` largest directions of ``new`` orthogonal to it.
 
-    The candidates are the leading eigenvectors of the Gram matrix of the projected
-    ``new`` (cheaper than its SVD when ``new`` has many more columns than are kept; the
-    squared singular values only decide which directions come first), then
+    The candidates are the leading left singular directions of the projected ``new``,
+    from the eigenvectors of the smaller of its two Gram matrices (cheaper than its SVD;
+    the squared singular values only decide which directions come first), then
     :func:`tensorsim.linalg.augment_basis` orthonormalizes them against ``old`` exactly.
     """
     xp = array_namespace(old, new)
@@ -262,9 +262,11 @@ def _augmented(old: Array, new: Array, width: int) -> Array:
     if new.dtype != old.dtype:
         new = xp.astype(new, xp.result_type(old.dtype, new.dtype))
     w = new - old @ (xp.conj(old).mT @ new)
-    if keep < new.shape[1]:
-        values, vectors = xp.linalg.eigh(xp.conj(w).mT @ w)
-        w = w @ vectors[:, -keep:]  # eigh sorts ascending
+    if keep < w.shape[1] and w.shape[0] <= w.shape[1]:
+        # left singular vectors from the smaller Gram matrix (eigh sorts ascending)
+        w = xp.linalg.eigh(w @ xp.conj(w).mT)[1][:, -keep:]
+    elif keep < w.shape[1]:
+        w = w @ xp.linalg.eigh(xp.conj(w).mT @ w)[1][:, -keep:]
     out = augment_basis(old, w)
     return out if out.shape[1] <= width else out[:, :width]
 
