@@ -1,7 +1,8 @@
 """Basis-Update & Galerkin (BUG) integrators for tree tensor networks.
 
 Registered by name in :data:`INTEGRATORS`: ``"bug"`` (fixed rank), ``"augmented_bug"``
-(rank-adaptive), ``"parallel_bug"`` and ``"midpoint_bug"`` (second order).
+(rank-adaptive), ``"parallel_bug"``, ``"midpoint_bug"`` (second order) and ``"tdvp"``
+(one-site TDVP, symmetric sweep, second order).
 :class:`BUGParams` configures one of them and :func:`make_stepper` turns the configuration
 into a step function ``step(y, t, h)``.
 """
@@ -16,6 +17,7 @@ from solvers.bug.common import (
 from solvers.bug.integrators import augmented_bug_step, bug_step, parallel_bug_step
 from solvers.bug.midpoint import midpoint_bug_step
 from solvers.bug.params import BUGParams, Stepper, make_stepper
+from solvers.bug.tdvp import tdvp_step
 
 __all__ = [
     "INTEGRATORS",
@@ -30,4 +32,5 @@ __all__ = [
     "midpoint_bug_step",
     "parallel_bug_step",
     "register_integrator",
+    "tdvp_step",
 ]

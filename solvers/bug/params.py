@@ -58,10 +58,12 @@ class BUGParams(Params):
     integrator
         ``"parallel_bug"`` (arXiv 2412.00858), ``"augmented_bug"`` (rank-adaptive BUG,
         arXiv 2104.05247), ``"midpoint_bug"`` (second order, after arXiv 2402.08607; see
-        :mod:`solvers.bug.midpoint`) or ``"bug"`` (fixed rank: the ranks of the initial
-        state, see ``initial_rank``). The parallel BUG drops the blocks with two new directions, a
-        first-order error that the tolerance must keep small: it needs about 10x smaller
-        ``rtol`` than the augmented BUG for the same accuracy.
+        :mod:`solvers.bug.midpoint`), ``"tdvp"`` (one-site TDVP on the tree, symmetric
+        second-order sweep, rank growth by ``enrich``; :mod:`solvers.bug.tdvp`) or
+        ``"bug"`` (fixed rank: the ranks of the initial state, see ``initial_rank``). The
+        parallel BUG drops the blocks with two new directions, a first-order error that
+        the tolerance must keep small: it needs about 10x smaller ``rtol`` than the
+        augmented BUG for the same accuracy.
     atol
         Absolute truncation tolerance per edge (2-norm of the discarded singular values);
         ``None``: not used.
@@ -83,7 +85,7 @@ class BUGParams(Params):
         ``"none"``; see :func:`solvers.bug.parallel_bug_step`. Refused for other
         integrators unless left at its default.
     enrich
-        Rank-adaptive integrators: before each step, up to this many directions of
+        Rank-adaptive integrators and TDVP: before each step, up to this many directions of
         ``H Y0`` are added to every edge basis (``Y0`` unchanged; ``0``: none), so that the
         step can create correlations that need two-site changes across an edge (the XXZ
         chain from a Néel state), whatever the zero-weight padding; see
@@ -102,7 +104,7 @@ class BUGParams(Params):
         ``max_rank``.
     """
 
-    integrator: Literal["parallel_bug", "augmented_bug", "midpoint_bug", "bug"] = param(
+    integrator: Literal["parallel_bug", "augmented_bug", "midpoint_bug", "tdvp", "bug"] = param(
         "parallel_bug", "BUG integrator (parallel_bug needs ~10x smaller rtol)"
     )
     atol: float | None = param(1e-8, "absolute truncation tolerance per edge", gt=0.0)

@@ -33,6 +33,7 @@ from tensorsim.ttn.network import TTN
 from tensorsim.ttn.operator import TTNO
 
 __all__ = [
+    "apply_bond",
     "apply_leaf",
     "apply_node",
     "down_environments",
@@ -166,6 +167,17 @@ def apply_node(x: Array, w: Array, up: Array, child_envs: Sequence[Array]) -> Ar
 def apply_leaf(x: Array, w: Array, up: Array) -> Array:
     """The operator restricted to a leaf, applied to ``x`` of shape ``(n, r)``."""
     return einsum("xij,xab,jb->ia", w, up, x)
+
+
+def apply_bond(s: Array, up: Array, down: Array) -> Array:
+    """The operator restricted to an edge, applied to its bond matrix ``s``.
+
+    ``s[a, j]`` couples the complement basis (index ``a``, up environment ``up``) to the
+    subtree basis (index ``j``, down environment ``down``) of the edge:
+    ``(H s)[a, j] = sum_x up[x, a, a'] down[x, j, j'] s[a', j']`` (the bond problem of
+    the one-site TDVP sweep).
+    """
+    return einsum("xab,xij,bj->ai", up, down, s)
 
 
 # ------------------------------------------------------------------ projections of a TTN

@@ -213,7 +213,7 @@ def test_mass_growth_stops_the_run(tmp_path, break_step):
 @pytest.mark.parametrize(
     ("override", "error", "match"),
     [
-        ("solver.integrator='tdvp'", ConfigError, "solver.integrator"),
+        ("solver.integrator='tebd'", ConfigError, "solver.integrator"),
         ("solver.integrator='bug'", ConfigError, "in 'solver'.*conserv.*not to integrator 'bug'"),
         ("solver.rtol=0", ConfigError, "solver.rtol"),
         ("solver.rtol=-1e-3", ConfigError, "solver.rtol"),

@@ -93,7 +93,7 @@ def test_nan_stops_and_keeps_the_checkpoint(tmp_path, break_step):
         ("solver.atol=-1e-8", "solver.atol"),
         ("model.model='ising'", "model.model"),
         ("time.h=0.03", "'time.h': t_end = 0.2 is not a multiple of h = 0.03"),
-        ("solver.integrator='tdvp'", "solver.integrator"),
+        ("solver.integrator='tebd'", "solver.integrator"),
         ("solver.conserve=true", "solver.conserve.*no conserved"),
         ("time.max_growth=0", "time.max_growth"),
     ],
