@@ -35,6 +35,16 @@ def _path(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[i
     return tuple(tuple(p) for p in path)
 
 
+def _coarse(shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
+    """Every size rounded up to a power of two: the key under which paths are cached.
+
+    A path is valid for any sizes; the one for sizes within a factor two is as good in
+    practice, and tree-network ranks change from edge to edge and step to step, so exact
+    shapes missed the cache at every call (finding a path costs about a millisecond).
+    """
+    return tuple(tuple(1 << (n - 1).bit_length() if n > 1 else n for n in s) for s in shapes)
+
+
 def _parse(subscripts: str, n_operands: int) -> tuple[list[str], str]:
     if "->" not in subscripts:
         raise ValueError(
@@ -145,7 +155,7 @@ def _plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> _Plan:
         sum_single = ()
         labels = list(terms)
         groups = []
-        for group in _path(subscripts, shapes):
+        for group in _path(subscripts, _coarse(shapes)):
             # a step may join more than two operands (memory limit); it is done pairwise
             rest = [k for k in range(len(labels)) if k not in group]
             outer = set(out).union(*(set(labels[k]) for k in rest))
