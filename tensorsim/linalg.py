@@ -486,6 +486,7 @@ def expm_multiply(
             break
         basis = [w / beta]
         cols: list[Array] = []
+        scale = 0.0  # largest entry of the projected matrix so far
         accepted = False
         step = min(frac, 1.0 - done)
         for j in range(krylov_dim):
@@ -496,10 +497,15 @@ def expm_multiply(
                 c = xp.real(c)
                 c = xp.concat([xp.zeros(max(j - 1, 0), dtype=c.dtype, device=device(c)), c])
             cols.append(xp.concat([c, xp.asarray([h_next], dtype=c.dtype, device=device(c))]))
+            scale = max(scale, h_next, to_float(xp.max(xp.abs(c))))
+            invariant = h_next <= 1e-13 * max(scale, 1e-300)
+            if not invariant and j + 1 < min(_FIRST_CHECK, krylov_dim):
+                basis.append(x / h_next)  # too early to converge: skip the estimate
+                continue
             h = _projected_matrix(xp, cols, j + 1)
             if hermitian:
                 h = 0.5 * (h + h.mT)
-            if h_next <= 1e-13 * max(to_float(xp.max(xp.abs(h))), 1e-300):
+            if invariant:
                 step = 1.0 - done  # invariant subspace: exact for the whole remaining time
                 y, _ = exp_and_phi(xp, h, t * step)
                 accepted = True
@@ -530,6 +536,12 @@ def expm_multiply(
     else:
         raise RuntimeError(f"expm_multiply: more than max_substeps={max_substeps} substeps")
     return xp.reshape(w, shape)
+
+
+#: Krylov dimension at which :func:`expm_multiply` starts estimating its error (the
+#: estimate costs a small eigendecomposition or exponential per iteration; spaces of the
+#: local problems of tree integrators converge at about 7).
+_FIRST_CHECK = 4
 
 
 def _orthogonalize(xp: Any, vectors: list[Array], x: Array) -> tuple[Array, Array]:
