@@ -32,6 +32,11 @@ def _path(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[i
     path, _ = opt_einsum.contract_path(
         subscripts, *shapes, shapes=True, optimize="auto", memory_limit=limit
     )
+    if any(len(group) > 2 for group in path):
+        # No pairwise path within the limit: opt_einsum then joins several operands in one
+        # step, which done pair by pair in list order can be an outer product (408 GiB,
+        # measured: H^H H environments at rank 128). Without the limit the path is pairwise.
+        path, _ = opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize="auto")
     return tuple(tuple(p) for p in path)
 
 

@@ -40,3 +40,14 @@ def test_gradient_flows():
     b = torch.randn(4, 5, dtype=torch.float64)
     einsum("ij,jk->ik", a, b).sum().backward()
     torch.testing.assert_close(a.grad, b.sum(1).expand(3, 4))
+
+
+def test_path_stays_pairwise_when_no_path_fits_the_memory_limit():
+    """H^H H environments at rank 128: no pairwise path fits the limit, and opt_einsum's
+    fallback (all operands in one step, done pair by pair) built a 408 GiB outer product."""
+    from tensorsim.einsum import _path
+    from tensorsim.ttn.environment import _node_env_subscripts
+
+    shapes = ((128, 128, 128), (256, 256, 256), (256, 128, 128), (256, 128, 128), (128, 128, 128))
+    path = _path(_node_env_subscripts(2), shapes)
+    assert all(len(group) == 2 for group in path), path
