@@ -393,6 +393,17 @@ def test_midpoint_is_second_order_on_the_matrix_test():
     assert slope >= 1.8 and errs[-1] < 1e-7, (errs, slope)
 
 
+@pytest.mark.slow
+def test_enriched_parallel_bug_is_second_order_on_the_matrix_test():
+    """Pre-augmenting the bases by ``F(Y0)`` (the default enrichment) before the parallel
+    step gives Kusch's second-order parallel integrator (arXiv 2403.02834, Variant 2):
+    measured 1.4e-4 / 3.2e-5 / 7.8e-6, slope 2.09; without it the slope is 1 (below)."""
+    hs = [0.05, 0.025, 0.0125]
+    errs = _robustness("parallel_bug", hs, tolerance=lambda h: 1e-10, rejection="none")
+    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert slope >= 1.8 and errs[-1] < 2e-5, (errs, slope)
+
+
 def test_midpoint_refuses_a_source_and_is_configurable():
     params = SpinChainParams(sites=4, model="xxz", jz=0.5)
     tree = build_tree(params)
