@@ -671,14 +671,16 @@ def reference_for(case: Case) -> tuple[np.ndarray, str]:
     return ref_run.mz, note + "."
 
 
-def run_case(case: Case, budget: float) -> CaseResult:
-    """Reference, then every method's ladder."""
+def run_case(case: Case, budget: float, methods: Sequence[str] | None = None) -> CaseResult:
+    """Reference, then the ladder of every method (whose name contains one of ``methods``)."""
     progress(f"{case.key}: reference ...")
     reference, note = reference_for(case)
     e_ours, e_tenpy = initial_energy(case.params), tenpy_initial_energy(case.params)
     note += f" Convention check: <psi0|H|psi0> = {e_ours:.6g} (ours) vs {e_tenpy:.6g} (TeNPy MPO)."
     results = []
     for method in case.methods:
+        if methods is not None and not any(m in method.name for m in methods):
+            continue
         progress(f"  {case.key}: {method.name}")
         results.append(run_ladder(case, method, reference, budget))
     return CaseResult(case, note, results)
@@ -1242,6 +1244,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="markdown file to write (default benchmarks/results/spin_chain.md for a full "
         "run of every case, nothing otherwise)",
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        metavar="TEXT",
+        help="run only the methods whose name contains one of these (e.g. TDVP quimb)",
+    )
     parser.add_argument("--scaling-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sites", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=10, help=argparse.SUPPRESS)
@@ -1270,7 +1279,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     progress("warming up TeNPy and quimb ...")
     warm_up()
-    results = [run_case(case, budget) for case in make_cases(args.quick) if case.key in args.cases]
+    results = [
+        run_case(case, budget, args.methods)
+        for case in make_cases(args.quick)
+        if case.key in args.cases
+    ]
     scaling = None
     if "scaling" in args.cases:
         progress("scaling ...")
@@ -1289,7 +1302,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         (load_start, os.getloadavg()),
         code_at_start,
     )
-    full = not args.quick and set(args.cases) == set(CASE_KEYS)
+    full = not args.quick and set(args.cases) == set(CASE_KEYS) and args.methods is None
     output = args.output if args.output is not None or not full else RESULTS
     write_report(report, output)
 
