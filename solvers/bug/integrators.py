@@ -442,7 +442,11 @@ def parallel_bug_step(
         when its redos fail (0: never).
     enrich, normal_rtol
         As :func:`augmented_bug_step`: directions of ``H Y0`` added to every edge basis
-        before the step (``0``: none), and the control that widens them.
+        before the step (``0``: none), and the control that widens them. The enrichment
+        makes the step second order: pre-augmenting the bases by ``F(Y0)`` before the
+        parallel step is Kusch's second-order parallel integrator (arXiv 2403.02834,
+        "Variant 2"; measured slope 2.09 on the matrix test and 1.96-2.95 on the 12-site
+        XXZ quench with ``rejection="none"``); ``enrich=0`` is first order.
 
     Returns
     -------
