@@ -59,7 +59,9 @@ class BUGParams(Params):
         ``"parallel_bug"`` (arXiv 2412.00858), ``"augmented_bug"`` (rank-adaptive BUG,
         arXiv 2104.05247), ``"midpoint_bug"`` (second order, after arXiv 2402.08607; see
         :mod:`solvers.bug.midpoint`), ``"tdvp"`` (one-site TDVP on the tree, symmetric
-        second-order sweep, rank growth by ``enrich``; :mod:`solvers.bug.tdvp`) or
+        second-order sweep, rank growth by ``enrich``; :mod:`solvers.bug.tdvp`),
+        ``"tdvp2"`` (two-site TDVP, ranks from the truncated splits of the sweep;
+        :mod:`solvers.bug.tdvp2`) or
         ``"bug"`` (fixed rank: the ranks of the initial state, see ``initial_rank``). The
         parallel BUG drops the blocks with two new directions, a first-order error that
         the tolerance must keep small: it needs about 10x smaller ``rtol`` than the
@@ -104,7 +106,9 @@ class BUGParams(Params):
         ``max_rank``.
     """
 
-    integrator: Literal["parallel_bug", "augmented_bug", "midpoint_bug", "tdvp", "bug"] = param(
+    integrator: Literal[
+        "parallel_bug", "augmented_bug", "midpoint_bug", "tdvp", "tdvp2", "bug"
+    ] = param(
         "parallel_bug", "BUG integrator (parallel_bug needs ~10x smaller rtol)"
     )
     atol: float | None = param(1e-8, "absolute truncation tolerance per edge", gt=0.0)

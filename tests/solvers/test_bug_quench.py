@@ -29,7 +29,7 @@ from tensorsim.ttn import expectation, local_expectations, product_state
 from tensorsim.ttn.operator import to_ttno
 
 Z = np.diag([1.0, -1.0])
-ADAPTIVE = ("augmented_bug", "parallel_bug", "midpoint_bug", "tdvp")
+ADAPTIVE = ("augmented_bug", "parallel_bug", "midpoint_bug", "tdvp", "tdvp2")
 XXZ = {"model": "xxz", "j": 1.0, "jz": 0.5, "hz": 0.2}
 TRUNC = Truncation(atol=1e-8)
 
