@@ -13,6 +13,8 @@ import logging
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from tensorsim._array_api import Array, array_namespace
 
 __all__ = ["einsum"]
@@ -202,6 +204,9 @@ def einsum(subscripts: str, *operands: Array) -> Array:
     """
     xp = array_namespace(*operands)
     plan = _plan(subscripts, tuple(tuple(int(n) for n in op.shape) for op in operands))
+    # NumPy arrays: the ndarray methods, without the namespace wrappers' per-call cost
+    # (a fifth of a small contraction's time); the same operations as the generic path
+    native = all(type(op) is np.ndarray for op in operands)
     ops = list(operands)
     if plan.sum_single:
         ops[0] = xp.sum(ops[0], axis=plan.sum_single)
@@ -214,6 +219,12 @@ def einsum(subscripts: str, *operands: Array) -> Array:
                 a = xp.sum(a, axis=step.sum_a)
             if step.sum_b:
                 b = xp.sum(b, axis=step.sum_b)
+            if native:
+                a = (
+                    a.transpose(step.perm_a).reshape(step.shape_a)
+                    @ b.transpose(step.perm_b).reshape(step.shape_b)
+                ).reshape(step.shape)
+                continue
             a = xp.reshape(xp.permute_dims(a, step.perm_a), step.shape_a)
             b = xp.reshape(xp.permute_dims(b, step.perm_b), step.shape_b)
             a = xp.reshape(a @ b, step.shape)
@@ -221,4 +232,4 @@ def einsum(subscripts: str, *operands: Array) -> Array:
     result = ops[0]
     if plan.sum_last:
         result = xp.sum(result, axis=plan.sum_last)
-    return xp.permute_dims(result, plan.perm)
+    return result.transpose(plan.perm) if native else xp.permute_dims(result, plan.perm)
