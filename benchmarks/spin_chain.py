@@ -697,6 +697,7 @@ def make_cases(quick: bool) -> list[Case]:
     """The comparison cases (smaller chains and times with ``quick``)."""
     mps_tree = "caterpillar"  # MPS-like, as the peers' MPS
     ts_tdvp = "tensorsim TDVP (one-site, enriched)"
+    ts_tdvp2 = "tensorsim TDVP (two-site)"
     bug_tfim = _ladder((0.05, 0.025, 0.01), 1e-5, 64)
     tebd = _ladder((0.1, 0.05, 0.025), 1e-5, 64)
     tdvp = _ladder((0.1, 0.05), 1e-5, 64)
@@ -708,6 +709,16 @@ def make_cases(quick: bool) -> list[Case]:
             Method(
                 ts_tdvp,
                 tensorsim_runner("tdvp", tree=mps_tree),
+                _ladder((0.1, 0.05, 0.025), 1e-5, 64),
+            ),
+            Method(
+                ts_tdvp2,
+                tensorsim_runner("tdvp2", tree=mps_tree),
+                _ladder((0.1, 0.05, 0.025), 1e-5, 64),
+            ),
+            Method(
+                "tensorsim TDVP (two-site, enrich=0)",
+                tensorsim_runner("tdvp2", tree=mps_tree, enrich=0),
                 _ladder((0.1, 0.05, 0.025), 1e-5, 64),
             ),
             Method("TeNPy TEBD (2nd order)", tenpy_runner("tebd"), tebd),
@@ -744,6 +755,11 @@ def make_cases(quick: bool) -> list[Case]:
             tensorsim_runner("tdvp", tree=mps_tree),
             _ladder((0.1, 0.05, 0.025), 1e-8, 64),
         ),
+        Method(
+            ts_tdvp2,
+            tensorsim_runner("tdvp2", tree=mps_tree),
+            _ladder((0.1, 0.05, 0.025), 1e-8, 64),
+        ),
         Method("TeNPy two-site TDVP", tenpy_runner("tdvp"), _ladder((0.1, 0.05), 1e-8, 64)),
     )
     # long chains: MPS-like tree for TDVP and the augmented BUG, the paper's tree for the
@@ -757,6 +773,12 @@ def make_cases(quick: bool) -> list[Case]:
         Method(
             "tensorsim TDVP (one-site, enrich=4)",
             tensorsim_runner("tdvp", tree=mps_tree, enrich=4),
+            long_lr,
+        ),
+        Method(ts_tdvp2, tensorsim_runner("tdvp2", tree=mps_tree), long_lr),
+        Method(
+            "tensorsim TDVP (two-site, enrich=0)",
+            tensorsim_runner("tdvp2", tree=mps_tree, enrich=0),
             long_lr,
         ),
         Method(
