@@ -29,11 +29,16 @@ __all__ = [
     "default_namespace",
     "device",
     "get_impl",
+    "host_namespace",
+    "host_tridiagonal",
     "is_complex",
+    "is_numpy",
     "real_dtype",
     "register_impl",
+    "to_complex",
     "to_float",
     "to_numpy",
+    "vdot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,6 +132,39 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.asarray(x)
     # array_api_strict and other DLPack-capable host arrays
     return np.from_dlpack(x)
+
+
+def is_numpy(*arrays: Any) -> bool:
+    """Whether every one of ``arrays`` is a plain ``numpy.ndarray`` (fast paths only)."""
+    return all(type(a) is np.ndarray for a in arrays)
+
+
+def host_namespace() -> ModuleType:
+    """The namespace of small host-side matrices (Krylov projections), NumPy wrapped.
+
+    Kernels keep their data on the device; only scalars of a recurrence and matrices of
+    its size (tens of entries) live on the host, as :func:`to_float` values do.
+    """
+    return _numpy_namespace()
+
+
+def host_tridiagonal(diagonal: list[float], offdiagonal: list[float]) -> np.ndarray:
+    """The real symmetric tridiagonal host matrix with these diagonals."""
+    return np.diag(diagonal) + np.diag(offdiagonal, 1) + np.diag(offdiagonal, -1)
+
+
+def vdot(xp: ModuleType, a: Array, b: Array) -> complex:
+    """``sum(conj(a) * b)`` of two vectors of one backend, as a Python complex."""
+    if is_numpy(a, b):
+        return complex(np.vdot(a, b))
+    return to_complex(xp.sum(xp.conj(a) * b))
+
+
+def to_complex(x: Any) -> complex:
+    """Return a 0-d array (or a scalar) as a Python complex, detached from autograd."""
+    if array_api_compat.is_torch_array(x):
+        x = x.detach()
+    return complex(x)
 
 
 def to_float(x: Any) -> float:

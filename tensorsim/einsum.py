@@ -13,9 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from tensorsim._array_api import Array, array_namespace
+from tensorsim._array_api import Array, array_namespace, is_numpy
 
 __all__ = ["einsum"]
 
@@ -206,7 +204,7 @@ def einsum(subscripts: str, *operands: Array) -> Array:
     plan = _plan(subscripts, tuple(tuple(int(n) for n in op.shape) for op in operands))
     # NumPy arrays: the ndarray methods, without the namespace wrappers' per-call cost
     # (a fifth of a small contraction's time); the same operations as the generic path
-    native = all(type(op) is np.ndarray for op in operands)
+    native = is_numpy(*operands)
     ops = list(operands)
     if plan.sum_single:
         ops[0] = xp.sum(ops[0], axis=plan.sum_single)

@@ -165,7 +165,9 @@ def test_every_integrator_is_reachable_and_bitwise_a_direct_call(name):
     bug = BUGParams(integrator=name, initial_rank=4 if name == "bug" else 2)
     stepper = make_stepper(bug, rhs)
     assert stepper.func is INTEGRATORS[name]
-    adaptive = {"bug": set(), "tdvp": {"enrich"}}.get(name, {"enrich", "normal_rtol"})
+    adaptive = {"bug": set(), "tdvp": {"enrich"}, "tdvp2": {"enrich"}}.get(
+        name, {"enrich", "normal_rtol"}
+    )
     expected = (
         {"rhs", "trunc", "executor", "substep"}
         | adaptive
@@ -180,7 +182,7 @@ def test_every_integrator_is_reachable_and_bitwise_a_direct_call(name):
         extra = {"rejection": "norm"} if name == "parallel_bug" else {}
         if name != "bug":
             extra.update(enrich=8)
-        if name not in ("bug", "tdvp"):
+        if name not in ("bug", "tdvp", "tdvp2"):
             extra.update(normal_rtol=1e-2)
         direct, info = INTEGRATORS[name](
             direct,
