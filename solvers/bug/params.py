@@ -108,9 +108,7 @@ class BUGParams(Params):
 
     integrator: Literal[
         "parallel_bug", "augmented_bug", "midpoint_bug", "tdvp", "tdvp2", "bug"
-    ] = param(
-        "parallel_bug", "BUG integrator (parallel_bug needs ~10x smaller rtol)"
-    )
+    ] = param("parallel_bug", "BUG integrator (parallel_bug needs ~10x smaller rtol)")
     atol: float | None = param(1e-8, "absolute truncation tolerance per edge", gt=0.0)
     rtol: float | None = param(None, "truncation tolerance relative to the norm", gt=0.0)
     max_rank: int = param(40, "largest rank of an edge", ge=1)
