@@ -23,6 +23,7 @@ from tensorsim._array_api import (
     is_complex,
     real_dtype,
     register_impl,
+    to_complex,
     to_float,
     vdot,
 )
@@ -474,11 +475,8 @@ def expm_multiply(
     if t == 0 or norm_v == 0.0:
         return v
 
-    if hermitian:
-        return _expm_lanczos(xp, apply, v, t, tol, krylov_dim, max_substeps, norm_v)
     shape = v.shape
     eps = _eps(v)
-    exp_and_phi = _exp_and_phi
     w = xp.reshape(v, (-1,))
     done = 0.0  # fraction of t already applied
     frac = 1.0  # substep length, as a fraction of t
@@ -490,33 +488,27 @@ def expm_multiply(
         beta = to_float(xp.linalg.vector_norm(w))
         if beta == 0.0:
             break
-        basis = [w / beta]
-        cols: list[Array] = []
-        scale = 0.0  # largest entry of the projected matrix so far
+        space = _Lanczos(xp, w / beta) if hermitian else _Arnoldi(xp, w / beta)
         accepted = False
         step = min(frac, 1.0 - done)
         for j in range(krylov_dim):
-            x = xp.reshape(apply(xp.reshape(basis[j], shape)), (-1,))
-            x, c = _orthogonalize(xp, basis, x)
-            h_next = to_float(xp.linalg.vector_norm(x))
-            cols.append(xp.concat([c, xp.asarray([h_next], dtype=c.dtype, device=device(c))]))
-            scale = max(scale, h_next, to_float(xp.max(xp.abs(c))))
+            h_next, scale = space.extend(xp.reshape(apply(xp.reshape(space.last, shape)), (-1,)))
             invariant = h_next <= 1e-13 * max(scale, 1e-300)
             if not invariant and j + 1 < min(_FIRST_CHECK, krylov_dim):
-                basis.append(x / h_next)  # too early to converge: skip the estimate
+                space.accept(h_next)  # too early to converge: skip the estimate
                 continue
-            h = _projected_matrix(xp, cols, j + 1)
+            h = space.projected()
             if invariant:
                 step = 1.0 - done  # invariant subspace: exact for the whole remaining time
-                y, _ = exp_and_phi(xp, h, t * step)
+                y, _ = space.exp_and_phi(h, t * step)
                 accepted = True
                 break
-            y, phi = exp_and_phi(xp, h, t * step)
-            err = beta * h_next * abs(t * step) * to_float(xp.abs(phi[-1]))
+            y, phi = space.exp_and_phi(h, t * step)
+            err = beta * h_next * abs(t * step) * abs(to_complex(phi[-1]))
             if err <= allowed(step, beta):
                 accepted = True
                 break
-            basis.append(x / h_next)
+            space.accept(h_next)
         if not accepted:
             # Space exhausted: shrink the substep on the same basis until it is resolved.
             while err > allowed(step, beta):
@@ -525,115 +517,124 @@ def expm_multiply(
                 if frac < 1e-14:
                     raise RuntimeError("expm_multiply: substep underflow (is op finite?)")
                 step = min(frac, 1.0 - done)
-                y, phi = exp_and_phi(xp, h, t * step)
-                err = beta * h_next * abs(t * step) * to_float(xp.abs(phi[-1]))
-        dim = y.shape[0]
-        w = beta * (xp.astype(y, basis[0].dtype) @ xp.stack(basis[:dim], axis=0))
+                y, phi = space.exp_and_phi(h, t * step)
+                err = beta * h_next * abs(t * step) * abs(to_complex(phi[-1]))
+        w = beta * space.combine(y)
         done += step
         if done >= 1.0 - 1e-15:
             break
-        if dim < krylov_dim // 2:
+        if y.shape[0] < krylov_dim // 2:
             frac = min(2.0 * frac, 1.0)
     else:
         raise RuntimeError(f"expm_multiply: more than max_substeps={max_substeps} substeps")
     return xp.reshape(w, shape)
 
 
-def _expm_lanczos(
-    xp: Any,
-    apply: Callable[[Array], Array],
-    v: Array,
-    t: float | complex,
-    tol: float,
-    krylov_dim: int,
-    max_substeps: int,
-    norm_v: float,
-) -> Array:
-    """:func:`expm_multiply` for a Hermitian operator: Lanczos, tridiagonal kept on the host.
+class _Arnoldi:
+    """A Krylov basis by Arnoldi (classical Gram-Schmidt twice); Hessenberg matrix on device.
 
-    The three-term recurrence, each new vector orthogonalized twice against the previous
-    two; the recurrence coefficients are Python floats and the small tridiagonal matrix is
-    decomposed by NumPy on the host, so that an iteration costs one operator application
-    and a few vector operations on the device (the per-iteration bookkeeping on device
-    arrays was a third of the time of small local problems). Same error estimate and
-    substep control as the Arnoldi path.
+    ``last`` is the vector the operator acts on next; :meth:`extend` orthogonalizes its
+    image and returns the new subdiagonal entry and the largest entry so far;
+    :meth:`accept` adds the normalized image to the basis.
     """
-    host = host_namespace()
-    cplx = is_complex(v)
-    shape = v.shape
-    eps = _eps(v)
-    w = xp.reshape(v, (-1,))
-    done = 0.0
-    frac = 1.0
 
-    def allowed(step: float, beta: float) -> float:
-        return tol * norm_v * step + 16.0 * eps * beta
+    def __init__(self, xp: Any, v0: Array) -> None:
+        self.xp = xp
+        self.basis = [v0]
+        self.cols: list[Array] = []
+        self.scale = 0.0
+        self.pending: Array | None = None
 
-    for _ in range(max_substeps):
-        beta = to_float(xp.linalg.vector_norm(w))
-        if beta == 0.0:
-            break
-        basis = [w / beta]
-        alpha: list[float] = []
-        offdiag: list[float] = []
-        scale = 0.0
-        accepted = False
-        step = min(frac, 1.0 - done)
-        for j in range(krylov_dim):
-            x = xp.reshape(apply(xp.reshape(basis[j], shape)), (-1,))
-            a = vdot(xp, basis[j], x).real
-            x = x - a * basis[j]
-            if j:
-                x = x - offdiag[-1] * basis[j - 1]
-            # second pass ("twice is enough")
-            c = vdot(xp, basis[j], x)
-            x = x - (c if cplx else c.real) * basis[j]
-            if j:
-                c0 = vdot(xp, basis[j - 1], x)
-                x = x - (c0 if cplx else c0.real) * basis[j - 1]
-            alpha.append(a + c.real)
-            h_next = to_float(xp.linalg.vector_norm(x))
-            scale = max(scale, h_next, abs(alpha[-1]))
-            invariant = h_next <= 1e-13 * max(scale, 1e-300)
-            if not invariant and j + 1 < min(_FIRST_CHECK, krylov_dim):
-                offdiag.append(h_next)
-                basis.append(x / h_next)
-                continue
-            h = host_tridiagonal(alpha, offdiag)
-            if invariant:
-                step = 1.0 - done
-                y, _ = _exp_and_phi_symmetric(host, h, t * step)
-                accepted = True
-                break
-            y, phi = _exp_and_phi_symmetric(host, h, t * step)
-            err = beta * h_next * abs(t * step) * abs(complex(phi[-1]))
-            if err <= allowed(step, beta):
-                accepted = True
-                break
-            offdiag.append(h_next)
-            basis.append(x / h_next)
-        if not accepted:
-            while err > allowed(step, beta):
-                ratio = (allowed(step, beta) / err) ** (1.0 / krylov_dim)
-                frac = step * min(0.5, max(0.1, 0.9 * ratio))
-                if frac < 1e-14:
-                    raise RuntimeError("expm_multiply: substep underflow (is op finite?)")
-                step = min(frac, 1.0 - done)
-                y, phi = _exp_and_phi_symmetric(host, h, t * step)
-                err = beta * h_next * abs(t * step) * abs(complex(phi[-1]))
+    @property
+    def last(self) -> Array:
+        return self.basis[-1]
+
+    def extend(self, x: Array) -> tuple[float, float]:
+        xp = self.xp
+        x, c = _orthogonalize(xp, self.basis, x)
+        h_next = to_float(xp.linalg.vector_norm(x))
+        self.cols.append(xp.concat([c, xp.asarray([h_next], dtype=c.dtype, device=device(c))]))
+        self.scale = max(self.scale, h_next, to_float(xp.max(xp.abs(c))))
+        self.pending = x
+        return h_next, self.scale
+
+    def accept(self, h_next: float) -> None:
+        self.basis.append(self.pending / h_next)
+
+    def projected(self) -> Array:
+        return _projected_matrix(self.xp, self.cols, len(self.cols))
+
+    def exp_and_phi(self, h: Array, z: complex | float) -> tuple[Array, Array]:
+        return _exp_and_phi(self.xp, h, z)
+
+    def combine(self, y: Array) -> Array:
+        xp = self.xp
         dim = y.shape[0]
-        coef = xp.asarray(y, device=device(w))
-        if coef.dtype != w.dtype:
-            coef = xp.astype(coef, w.dtype)
-        w = beta * (coef @ xp.stack(basis[:dim], axis=0))
-        done += step
-        if done >= 1.0 - 1e-15:
-            break
-        if dim < krylov_dim // 2:
-            frac = min(2.0 * frac, 1.0)
-    else:
-        raise RuntimeError(f"expm_multiply: more than max_substeps={max_substeps} substeps")
-    return xp.reshape(w, shape)
+        return xp.astype(y, self.basis[0].dtype) @ xp.stack(self.basis[:dim], axis=0)
+
+
+class _Lanczos:
+    """A Krylov basis for a Hermitian operator: the three-term recurrence, tridiagonal on host.
+
+    Each new vector is orthogonalized twice against the previous two; the recurrence
+    coefficients are Python floats and the small tridiagonal matrix is decomposed by NumPy
+    on the host, so an iteration costs one operator application and a few vector
+    operations on the device (the per-iteration bookkeeping on device arrays was a third
+    of the time of small local problems). Same interface as :class:`_Arnoldi`.
+    """
+
+    def __init__(self, xp: Any, v0: Array) -> None:
+        self.xp = xp
+        self.basis = [v0]
+        self.complex = is_complex(v0)
+        self.alpha: list[float] = []
+        self.offdiag: list[float] = []
+        self.scale = 0.0
+        self.pending: Array | None = None
+
+    @property
+    def last(self) -> Array:
+        return self.basis[-1]
+
+    def _coefficient(self, a: Array, x: Array) -> complex | float:
+        c = vdot(self.xp, a, x)
+        return c if self.complex else c.real
+
+    def extend(self, x: Array) -> tuple[float, float]:
+        q = self.basis[-1]
+        prev = self.basis[-2] if len(self.basis) > 1 else None
+        a = vdot(self.xp, q, x).real
+        x = x - a * q
+        if prev is not None:
+            x = x - self.offdiag[-1] * prev
+        # second pass ("twice is enough")
+        c = self._coefficient(q, x)
+        x = x - c * q
+        if prev is not None:
+            x = x - self._coefficient(prev, x) * prev
+        self.alpha.append(a + c.real)
+        h_next = to_float(self.xp.linalg.vector_norm(x))
+        self.scale = max(self.scale, h_next, abs(self.alpha[-1]))
+        self.pending = x
+        return h_next, self.scale
+
+    def accept(self, h_next: float) -> None:
+        self.offdiag.append(h_next)
+        self.basis.append(self.pending / h_next)
+
+    def projected(self) -> Array:
+        return host_tridiagonal(self.alpha, self.offdiag)
+
+    def exp_and_phi(self, h: Array, z: complex | float) -> tuple[Array, Array]:
+        return _exp_and_phi_symmetric(host_namespace(), h, z)
+
+    def combine(self, y: Array) -> Array:
+        xp = self.xp
+        v0 = self.basis[0]
+        coef = xp.asarray(y, device=device(v0))
+        if coef.dtype != v0.dtype:
+            coef = xp.astype(coef, v0.dtype)
+        return coef @ xp.stack(self.basis[: y.shape[0]], axis=0)
 
 
 #: Krylov dimension at which :func:`expm_multiply` starts estimating its error (the

@@ -64,7 +64,7 @@ from tensorsim.ttn.environment import (
 )
 from tensorsim.ttn.network import TTN
 
-__all__ = ["expanded_gauge", "tdvp_step"]
+__all__ = ["check_tdvp_step", "expanded_gauge", "tdvp_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +119,7 @@ def tdvp_step(
     ----------
     arXiv 2002.11392 (trees), arXiv 1408.5056 (MPS); enrichment after arXiv 2005.06104.
     """
-    _check_step(state, h)
-    if rhs.op is None or rhs.source is not None:
-        raise ValueError(
-            "rhs: the TDVP integrator takes dY/dt = factor * H Y (an operator and no source); "
-            "use a BUG integrator for a source term"
-        )
+    check_tdvp_step(state, h, rhs)
     info = StepInfo()
     state = _enriched(state, rhs, enrich, trunc, info)
     clock = timer()
@@ -135,6 +130,16 @@ def tdvp_step(
     x = sweep.backward(root, x, up, h / 2, node_h=h)
     info.wall_serial += clock()
     return _finish(sweep.network(x), trunc, info)
+
+
+def check_tdvp_step(state: TTN, h: float, rhs: LinearTreeRHS) -> None:
+    """The checks of a TDVP step: a TTN, a positive ``h``, an operator and no source."""
+    _check_step(state, h)
+    if rhs.op is None or rhs.source is not None:
+        raise ValueError(
+            "rhs: the TDVP integrator takes dY/dt = factor * H Y (an operator and no source); "
+            "use a BUG integrator for a source term"
+        )
 
 
 class _Sweep:

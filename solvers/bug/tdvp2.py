@@ -40,7 +40,8 @@ from solvers.bug.common import (
     timer,
 )
 from solvers.bug.enrichment import padded_in_new_bases
-from solvers.bug.integrators import _check_step, _enriched, _finish
+from solvers.bug.integrators import _enriched, _finish
+from solvers.bug.tdvp import check_tdvp_step
 from tensorsim._array_api import Array, array_namespace, device
 from tensorsim.einsum import einsum
 from tensorsim.linalg import Truncation, augment_basis, truncated_svd
@@ -113,12 +114,7 @@ def tdvp2_step(
     ----------
     arXiv 1408.5056 (MPS), arXiv 1908.03090 (trees), arXiv 2002.11392 (one-site, trees).
     """
-    _check_step(state, h)
-    if rhs.op is None or rhs.source is not None:
-        raise ValueError(
-            "rhs: the TDVP integrator takes dY/dt = factor * H Y (an operator and no source); "
-            "use a BUG integrator for a source term"
-        )
+    check_tdvp_step(state, h, rhs)
     info = StepInfo()
     state = _enriched(state, rhs, enrich, trunc, info)
     clock = timer()
