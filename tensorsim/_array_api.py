@@ -143,9 +143,11 @@ def host_namespace() -> ModuleType:
     """The namespace of small host-side matrices (Krylov projections), NumPy wrapped.
 
     Kernels keep their data on the device; only scalars of a recurrence and matrices of
-    its size (tens of entries) live on the host, as :func:`to_float` values do.
+    its size (tens of entries) live on the host, as :func:`to_float` values do. NumPy's own
+    namespace (2.x follows the standard for what these use), without the compatibility
+    wrappers' per-call cost: the small matrices are decomposed once per Krylov iteration.
     """
-    return _numpy_namespace()
+    return np
 
 
 def host_tridiagonal(diagonal: list[float], offdiagonal: list[float]) -> np.ndarray:

@@ -201,10 +201,14 @@ def einsum(subscripts: str, *operands: Array) -> Array:
     every backend.
     """
     xp = array_namespace(*operands)
-    plan = _plan(subscripts, tuple(tuple(int(n) for n in op.shape) for op in operands))
     # NumPy arrays: the ndarray methods, without the namespace wrappers' per-call cost
     # (a fifth of a small contraction's time); the same operations as the generic path
     native = is_numpy(*operands)
+    if native:
+        shapes = tuple(op.shape for op in operands)
+    else:
+        shapes = tuple(tuple(int(n) for n in op.shape) for op in operands)
+    plan = _plan(subscripts, shapes)
     ops = list(operands)
     if plan.sum_single:
         ops[0] = xp.sum(ops[0], axis=plan.sum_single)
