@@ -64,7 +64,7 @@ from tensorsim.ttn.environment import (
 )
 from tensorsim.ttn.network import TTN
 
-__all__ = ["check_tdvp_step", "expanded_gauge", "tdvp_step"]
+__all__ = ["CentreMoves", "check_tdvp_step", "expanded_gauge", "tdvp_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,13 +142,77 @@ def check_tdvp_step(state: TTN, h: float, rhs: LinearTreeRHS) -> None:
         )
 
 
-class _Sweep:
-    """The sweeps of one step: the tensors and down environments as the centre moves.
+class CentreMoves:
+    """The tensors and down environments of a TDVP step as the orthogonality centre moves.
 
     Away from the centre every tensor is orthonormal towards the centre's side; the down
     environment of every node is that of its current tensor, and up environments are
     built on the way down from the centre's tensor made orthonormal in the child's mode.
+    Shared by the one-site sweep here and the two-site sweep of :mod:`solvers.bug.tdvp2`.
     """
+
+    def __init__(self, state: TTN, rhs: LinearTreeRHS, substep: Substep) -> None:
+        self.tree = state.tree
+        self.rhs = rhs
+        self.substep = substep
+        self.tensors: list[Array] = list(state.tensors)
+        self.down: list[Array] = down_environments(state, rhs.op)
+
+    def network(self, root_tensor: Array) -> TTN:
+        """The state with the centre (``root_tensor``) back at the root."""
+        tensors = list(self.tensors)
+        tensors[self.tree.root] = root_tensor
+        return TTN(self.tree, tuple(tensors))
+
+    def complete_leaf(self, child: int) -> bool:
+        """Whether ``child`` is a leaf whose basis spans its whole physical space.
+
+        The sweeps skip such leaves: with a square unitary leaf basis the operator
+        restricted to the edge is the leaf's one conjugated by that basis, so the leaf's
+        forward flow and the edge's backward flow cancel exactly (one-site), and the pair
+        projector equals the parent's one-site projector (two-site); the parent's flow
+        evolves the physical index in full. On a spin chain with every leaf edge at rank 2
+        this halves the local problems of a sweep.
+        """
+        if not self.tree.is_leaf(child):
+            return False
+        rows, cols = self.tensors[child].shape
+        return rows == cols
+
+    def child_up(self, node: int, q: Array, up: Array, pos: int) -> Array:
+        """Up environment of the child in mode ``pos``, from ``node``'s tensor ``q``."""
+        down = [self.down[c] for c in self.tree.children[node]]
+        return up_environment(q, self.rhs.op.tensors[node], up, down, pos)
+
+    def absorb(self, child: int, bond: Array) -> Array:
+        """The centre moved into ``child``: its tensor times the bond matrix (parent mode)."""
+        t = self.tensors[child]
+        return t @ bond.mT if self.tree.is_leaf(child) else mode_dot(t, bond, 0)
+
+    def set_tensor(self, node: int, tensor: Array) -> None:
+        """``node``'s tensor (orthonormal towards its parent) and its down environment."""
+        self.tensors[node] = tensor
+        kids = [self.down[c] for c in self.tree.children[node]]
+        self.down[node], _ = basis_environments(self.rhs, self.tree, node, tensor, kids, [])
+
+    def apply(self, node: int, x: Array, up: Array) -> Array:
+        """The operator restricted to ``node`` (current environments) applied to ``x``."""
+        w = self.rhs.op.tensors[node]
+        if self.tree.is_leaf(node):
+            return apply_leaf(x, w, up)
+        return apply_node(x, w, up, [self.down[c] for c in self.tree.children[node]])
+
+    def node_flow(self, node: int, x: Array, up: Array, h: float) -> Array:
+        """The one-site flow of ``node`` over ``h`` (negative: backward)."""
+
+        def apply(v: Array) -> Array:
+            return self.apply(node, v, up)
+
+        return local_flow(apply, x, h, self.rhs, substep=self.substep)
+
+
+class _Sweep(CentreMoves):
+    """The one-site sweeps of one step, with bond expansion at every move of the centre."""
 
     def __init__(
         self,
@@ -158,13 +222,9 @@ class _Sweep:
         grow: int = 0,
         max_rank: int | None = None,
     ) -> None:
-        self.tree = state.tree
-        self.rhs = rhs
-        self.substep = substep
+        super().__init__(state, rhs, substep)
         self.grow = grow
         self.max_rank = max_rank
-        self.tensors: list[Array] = list(state.tensors)
-        self.down: list[Array] = down_environments(state, rhs.op)
 
     # ------------------------------------------------------------------ the two sweeps
 
@@ -178,68 +238,39 @@ class _Sweep:
         ``evolve_node`` is false: the root's flow joins the adjoint sweep's).
         """
         for pos, child in enumerate(self.tree.children[node], start=1):
-            if self._complete_leaf(child):
+            if self.complete_leaf(child):
                 continue
             q, bond = self._gauge(node, x, up, pos)
-            child_up = self._child_up(node, q, up, pos)
-            y = self.forward(child, self._absorb(child, bond), child_up, h)
+            child_up = self.child_up(node, q, up, pos)
+            y = self.forward(child, self.absorb(child, bond), child_up, h)
             bond = self._release(child, y, child_up)
             bond = self._bond_flow(bond, child_up, child, -h)
             x = mode_dot(q, bond.mT, pos)
-        return self._node_flow(node, x, up, h) if evolve_node else x
+        return self.node_flow(node, x, up, h) if evolve_node else x
 
     def backward(
         self, node: int, x: Array, up: Array, h: float, *, node_h: float | None = None
     ) -> Array:
         """``Phi*_h``: the node (over ``node_h``, default ``h``), then the children reversed."""
-        x = self._node_flow(node, x, up, h if node_h is None else node_h)
+        x = self.node_flow(node, x, up, h if node_h is None else node_h)
         children = self.tree.children[node]
         for pos in range(len(children), 0, -1):
             child = children[pos - 1]
-            if self._complete_leaf(child):
+            if self.complete_leaf(child):
                 continue
             q, bond = self._gauge(node, x, up, pos)
-            child_up = self._child_up(node, q, up, pos)
+            child_up = self.child_up(node, q, up, pos)
             bond = self._bond_flow(bond, child_up, child, -h)
-            y = self.backward(child, self._absorb(child, bond), child_up, h)
+            y = self.backward(child, self.absorb(child, bond), child_up, h)
             x = mode_dot(q, self._release(child, y, child_up).mT, pos)
         return x
 
-    def network(self, root_tensor: Array) -> TTN:
-        """The state with the centre (``root_tensor``) back at the root."""
-        tensors = list(self.tensors)
-        tensors[self.tree.root] = root_tensor
-        return TTN(self.tree, tuple(tensors))
-
     # ------------------------------------------------------------------ moves of the centre
-
-    def _complete_leaf(self, child: int) -> bool:
-        """Whether ``child`` is a leaf whose basis spans its whole physical space.
-
-        Such a visit is skipped: with a square unitary leaf basis the operator restricted to
-        the edge is the leaf's one conjugated by that basis, so the leaf's forward flow and
-        the edge's backward flow cancel exactly, and the parent's flow already evolves the
-        physical index in full. On a spin chain with every leaf edge at rank 2 this halves
-        the local problems of a sweep.
-        """
-        if not self.tree.is_leaf(child):
-            return False
-        rows, cols = self.tensors[child].shape
-        return rows == cols
-
-    def _child_up(self, node: int, q: Array, up: Array, pos: int) -> Array:
-        down = [self.down[c] for c in self.tree.children[node]]
-        return up_environment(q, self.rhs.op.tensors[node], up, down, pos)
-
-    def _absorb(self, child: int, bond: Array) -> Array:
-        """The centre moved into ``child``: its tensor times the bond matrix (parent mode)."""
-        t = self.tensors[child]
-        return t @ bond.mT if self.tree.is_leaf(child) else mode_dot(t, bond, 0)
 
     def _gauge(self, node: int, x: Array, up: Array, pos: int) -> tuple[Array, Array]:
         """The centre ``x`` at ``node`` made orthonormal in mode ``pos`` (the child's)."""
         return expanded_gauge(
-            x, lambda: self._apply(node, x, up), pos, grow=self.grow, max_rank=self.max_rank
+            x, lambda: self.apply(node, x, up), pos, grow=self.grow, max_rank=self.max_rank
         )
 
     def _release(self, child: int, y: Array, up: Array) -> Array:
@@ -248,30 +279,14 @@ class _Sweep:
         The orthonormal factor becomes ``child``'s tensor and its down environment is
         updated.
         """
-        tree = self.tree
-        mode = 1 if tree.is_leaf(child) else 0
+        mode = 1 if self.tree.is_leaf(child) else 0
         q, r = expanded_gauge(
-            y, lambda: self._apply(child, y, up), mode, grow=self.grow, max_rank=self.max_rank
+            y, lambda: self.apply(child, y, up), mode, grow=self.grow, max_rank=self.max_rank
         )
-        self.tensors[child] = q
-        kids = [self.down[c] for c in tree.children[child]]
-        self.down[child], _ = basis_environments(self.rhs, tree, child, q, kids, [])
+        self.set_tensor(child, q)
         return r.mT
 
     # ------------------------------------------------------------------ local flows
-
-    def _apply(self, node: int, x: Array, up: Array) -> Array:
-        """The operator restricted to ``node`` (current environments) applied to ``x``."""
-        w = self.rhs.op.tensors[node]
-        if self.tree.is_leaf(node):
-            return apply_leaf(x, w, up)
-        return apply_node(x, w, up, [self.down[c] for c in self.tree.children[node]])
-
-    def _node_flow(self, node: int, x: Array, up: Array, h: float) -> Array:
-        def apply(v: Array) -> Array:
-            return self._apply(node, v, up)
-
-        return local_flow(apply, x, h, self.rhs, substep=self.substep)
 
     def _bond_flow(self, bond: Array, up: Array, child: int, h: float) -> Array:
         down = self.down[child]

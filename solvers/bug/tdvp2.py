@@ -34,25 +34,21 @@ from solvers.bug.common import (
     LinearTreeRHS,
     StepInfo,
     Substep,
-    basis_environments,
     local_flow,
     register_integrator,
     timer,
 )
 from solvers.bug.enrichment import padded_in_new_bases
 from solvers.bug.integrators import _enriched, _finish
-from solvers.bug.tdvp import check_tdvp_step
+from solvers.bug.tdvp import CentreMoves, check_tdvp_step
 from tensorsim._array_api import Array, array_namespace, device
 from tensorsim.einsum import einsum
 from tensorsim.linalg import Truncation, augment_basis, truncated_svd
 from tensorsim.parallel import Executor
 from tensorsim.tensor_ops import mode_dot
 from tensorsim.ttn.environment import (
-    apply_node,
-    down_environments,
     edge_gauge,
     root_up_environment,
-    up_environment,
 )
 from tensorsim.ttn.network import TTN
 
@@ -164,37 +160,21 @@ def complete_leaves(state: TTN, max_rank: int | None = None) -> TTN:
     return TTN(tree, tuple(new))
 
 
-class _TwoSiteSweep:
-    """The tensors, down environments and discarded weight of one two-site step."""
+class _TwoSiteSweep(CentreMoves):
+    """The two-site sweeps of one step: the centre's moves and the discarded weight."""
 
     def __init__(self, state: TTN, rhs: LinearTreeRHS, substep: Substep, trunc: Truncation):
-        self.tree = state.tree
-        self.rhs = rhs
-        self.substep = substep
+        super().__init__(state, rhs, substep)
         self.trunc = trunc
-        self.tensors: list[Array] = list(state.tensors)
-        self.down: list[Array] = down_environments(state, rhs.op)
         self.discarded2 = 0.0
-
-    def network(self, root_tensor: Array) -> TTN:
-        """The state with the centre (``root_tensor``) at the root."""
-        tensors = list(self.tensors)
-        tensors[self.tree.root] = root_tensor
-        return TTN(self.tree, tuple(tensors))
 
     def active_children(self, node: int) -> list[tuple[int, int]]:
         """``(mode, child)`` of the children whose edge the sweep updates.
 
-        A leaf with a complete basis (square leaf tensor) is left out: see the module
-        docstring.
+        Complete leaves are left out (:meth:`CentreMoves.complete_leaf`).
         """
-        out = []
-        for pos, child in enumerate(self.tree.children[node], start=1):
-            t = self.tensors[child]
-            if self.tree.is_leaf(child) and t.shape[0] == t.shape[1]:
-                continue
-            out.append((pos, child))
-        return out
+        children = enumerate(self.tree.children[node], start=1)
+        return [(pos, child) for pos, child in children if not self.complete_leaf(child)]
 
     # ------------------------------------------------------------------ the two sweeps
 
@@ -203,9 +183,9 @@ class _TwoSiteSweep:
         active = self.active_children(node)
         for i, (pos, child) in enumerate(active):
             q, r = edge_gauge(x, pos)
-            child_x = self._absorb(child, r)
+            child_x = self.absorb(child, r)
             if not self.tree.is_leaf(child):
-                child_up = self._child_up(node, q, up, pos)
+                child_up = self.child_up(node, q, up, pos)
                 child_x = self.forward(child, child_x, child_up, h)
             theta = self._pair_flow(node, q, child, child_x, up, pos, h)
             x = self._split_up(node, child, theta, pos)
@@ -221,25 +201,15 @@ class _TwoSiteSweep:
             if node != self.tree.root or i < len(active) - 1:
                 x = self.node_flow(node, x, up, -h)
             q, r = edge_gauge(x, pos)
-            theta = self._pair_flow(node, q, child, self._absorb(child, r), up, pos, h)
+            theta = self._pair_flow(node, q, child, self.absorb(child, r), up, pos, h)
             q, child_x = self._split_down(node, child, theta, pos)
             if not self.tree.is_leaf(child):
-                child_up = self._child_up(node, q, up, pos)
+                child_up = self.child_up(node, q, up, pos)
                 child_x = self.backward(child, child_x, child_up, h)
             x = self._release(node, q, child, child_x, pos)
         return x
 
     # ------------------------------------------------------------------ local flows
-
-    def node_flow(self, node: int, x: Array, up: Array, h: float) -> Array:
-        """The one-site flow of ``node`` over ``h`` (negative: backward)."""
-        w = self.rhs.op.tensors[node]
-        kids = [self.down[c] for c in self.tree.children[node]]
-
-        def apply(v: Array) -> Array:
-            return apply_node(v, w, up, kids)
-
-        return local_flow(apply, x, h, self.rhs, substep=self.substep)
 
     def _pair_flow(
         self, node: int, q: Array, child: int, child_x: Array, up: Array, pos: int, h: float
@@ -265,15 +235,6 @@ class _TwoSiteSweep:
 
     # ------------------------------------------------------------------ moves of the centre
 
-    def _absorb(self, child: int, r: Array) -> Array:
-        """The centre moves into ``child`` with the bond matrix ``r`` of its edge."""
-        t = self.tensors[child]
-        return t @ r.mT if self.tree.is_leaf(child) else mode_dot(t, r, 0)
-
-    def _child_up(self, node: int, q: Array, up: Array, pos: int) -> Array:
-        down = [self.down[c] for c in self.tree.children[node]]
-        return up_environment(q, self.rhs.op.tensors[node], up, down, pos)
-
     def _svd(self, node_shape: tuple[int, ...], theta: Array) -> tuple[Array, Array, Array]:
         """Truncated SVD of the joined tensor between the node's and the child's modes."""
         xp = array_namespace(theta)
@@ -297,7 +258,7 @@ class _TwoSiteSweep:
         k = self.tensors[node].ndim - 1  # node's modes without pos
         node_shape, rest = tuple(theta.shape[:k]), tuple(theta.shape[k:])
         u, s, vh = self._svd(node_shape, theta)
-        self._set_child(child, self._child_tensor(child, vh, rest))
+        self.set_tensor(child, self._child_tensor(child, vh, rest))
         return self._node_tensor(u * s, node_shape, pos)
 
     def _split_down(self, node: int, child: int, theta: Array, pos: int) -> tuple[Array, Array]:
@@ -313,14 +274,8 @@ class _TwoSiteSweep:
         """The centre leaves ``child`` upward by a QR; returns the centre at ``node``."""
         mode = 1 if self.tree.is_leaf(child) else 0
         qc, r = edge_gauge(child_x, mode)
-        self._set_child(child, qc)
+        self.set_tensor(child, qc)
         return mode_dot(q, r, pos)
-
-    def _set_child(self, child: int, tensor: Array) -> None:
-        """``child``'s tensor (orthonormal towards its parent) and its down environment."""
-        self.tensors[child] = tensor
-        kids = [self.down[c] for c in self.tree.children[child]]
-        self.down[child], _ = basis_environments(self.rhs, self.tree, child, tensor, kids, [])
 
 
 _LETTERS = string.ascii_letters
