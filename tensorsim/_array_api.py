@@ -140,7 +140,7 @@ def is_numpy(*arrays: Any) -> bool:
 
 
 def host_namespace() -> ModuleType:
-    """The namespace of small host-side matrices (Krylov projections), NumPy wrapped.
+    """The namespace of small host-side matrices (Krylov projections): NumPy.
 
     Kernels keep their data on the device; only scalars of a recurrence and matrices of
     its size (tens of entries) live on the host, as :func:`to_float` values do. NumPy's own

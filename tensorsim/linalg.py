@@ -530,24 +530,43 @@ def expm_multiply(
     return xp.reshape(w, shape)
 
 
-class _Arnoldi:
-    """A Krylov basis by Arnoldi (classical Gram-Schmidt twice); Hessenberg matrix on device.
+class _KrylovBasis:
+    """An orthonormal Krylov basis grown one vector at a time (Arnoldi or Lanczos below).
 
-    ``last`` is the vector the operator acts on next; :meth:`extend` orthogonalizes its
-    image and returns the new subdiagonal entry and the largest entry so far;
-    :meth:`accept` adds the normalized image to the basis.
+    ``last`` is the vector the operator acts on next; ``extend`` orthogonalizes its image
+    and returns the new subdiagonal entry and the largest projected entry so far;
+    :meth:`accept` adds the normalized image to the basis; :meth:`combine` returns
+    ``sum_i y_i v_i`` for coefficients ``y`` (on the host or the device).
     """
 
     def __init__(self, xp: Any, v0: Array) -> None:
         self.xp = xp
         self.basis = [v0]
-        self.cols: list[Array] = []
         self.scale = 0.0
         self.pending: Array | None = None
 
     @property
     def last(self) -> Array:
         return self.basis[-1]
+
+    def accept(self, h_next: float) -> None:
+        self.basis.append(self.pending / h_next)
+
+    def combine(self, y: Array) -> Array:
+        coef = self._on_device(y)
+        return coef @ self.xp.stack(self.basis[: y.shape[0]], axis=0)
+
+    def _on_device(self, y: Array) -> Array:
+        """Coefficients computed on the device, in the basis' dtype."""
+        return self.xp.astype(y, self.basis[0].dtype)
+
+
+class _Arnoldi(_KrylovBasis):
+    """Arnoldi (classical Gram-Schmidt twice); the Hessenberg matrix stays on the device."""
+
+    def __init__(self, xp: Any, v0: Array) -> None:
+        super().__init__(xp, v0)
+        self.cols: list[Array] = []
 
     def extend(self, x: Array) -> tuple[float, float]:
         xp = self.xp
@@ -558,43 +577,28 @@ class _Arnoldi:
         self.pending = x
         return h_next, self.scale
 
-    def accept(self, h_next: float) -> None:
-        self.basis.append(self.pending / h_next)
-
     def projected(self) -> Array:
         return _projected_matrix(self.xp, self.cols, len(self.cols))
 
     def exp_and_phi(self, h: Array, z: complex | float) -> tuple[Array, Array]:
         return _exp_and_phi(self.xp, h, z)
 
-    def combine(self, y: Array) -> Array:
-        xp = self.xp
-        dim = y.shape[0]
-        return xp.astype(y, self.basis[0].dtype) @ xp.stack(self.basis[:dim], axis=0)
 
-
-class _Lanczos:
-    """A Krylov basis for a Hermitian operator: the three-term recurrence, tridiagonal on host.
+class _Lanczos(_KrylovBasis):
+    """Lanczos for a Hermitian operator: the three-term recurrence, tridiagonal on the host.
 
     Each new vector is orthogonalized twice against the previous two; the recurrence
     coefficients are Python floats and the small tridiagonal matrix is decomposed by NumPy
     on the host, so an iteration costs one operator application and a few vector
     operations on the device (the per-iteration bookkeeping on device arrays was a third
-    of the time of small local problems). Same interface as :class:`_Arnoldi`.
+    of the time of small local problems).
     """
 
     def __init__(self, xp: Any, v0: Array) -> None:
-        self.xp = xp
-        self.basis = [v0]
+        super().__init__(xp, v0)
         self.complex = is_complex(v0)
         self.alpha: list[float] = []
         self.offdiag: list[float] = []
-        self.scale = 0.0
-        self.pending: Array | None = None
-
-    @property
-    def last(self) -> Array:
-        return self.basis[-1]
 
     def _coefficient(self, a: Array, x: Array) -> complex | float:
         c = vdot(self.xp, a, x)
@@ -620,21 +624,19 @@ class _Lanczos:
 
     def accept(self, h_next: float) -> None:
         self.offdiag.append(h_next)
-        self.basis.append(self.pending / h_next)
+        super().accept(h_next)
 
     def projected(self) -> Array:
         return host_tridiagonal(self.alpha, self.offdiag)
 
+    def _on_device(self, y: Array) -> Array:
+        """Host coefficients moved to the basis' device and dtype."""
+        v0 = self.basis[0]
+        coef = self.xp.asarray(y, device=device(v0))
+        return coef if coef.dtype == v0.dtype else self.xp.astype(coef, v0.dtype)
+
     def exp_and_phi(self, h: Array, z: complex | float) -> tuple[Array, Array]:
         return _exp_and_phi_symmetric(host_namespace(), h, z)
-
-    def combine(self, y: Array) -> Array:
-        xp = self.xp
-        v0 = self.basis[0]
-        coef = xp.asarray(y, device=device(v0))
-        if coef.dtype != v0.dtype:
-            coef = xp.astype(coef, v0.dtype)
-        return coef @ xp.stack(self.basis[: y.shape[0]], axis=0)
 
 
 #: Krylov dimension at which :func:`expm_multiply` starts estimating its error (the
