@@ -122,6 +122,14 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def venv_mpiexec() -> Path:
+    """The ``mpiexec`` next to the running interpreter (the venv's own, MPICH wheel)."""
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        raise SystemExit(f"{mpiexec} not found: install the 'mpi' extra (mpi4py, mpich)")
+    return mpiexec
+
+
 def progress(message: str) -> None:
     """Print a progress line to stderr (the report goes to stdout)."""
     print(message, file=sys.stderr, flush=True)

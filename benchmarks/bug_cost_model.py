@@ -32,7 +32,6 @@ import json
 import math
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._common import markdown_table, progress, venv_mpiexec, write_report
 from problems.spin_chain import SpinChainParams, build_tree, hamiltonian, initial_vectors
 from solvers.bug import INTEGRATORS, LinearTreeRHS
 from tensorsim import Truncation
@@ -141,14 +141,6 @@ def predict(
 # ------------------------------------------------------------------ measurements under MPI
 
 
-def _mpiexec() -> str:
-    here = Path(sys.executable).parent / "mpiexec"
-    found = str(here) if here.exists() else shutil.which("mpiexec")
-    if found is None:
-        raise SystemExit("mpiexec not found: install the 'mpi' extra (mpi4py, mpich)")
-    return found
-
-
 def allgather_worker(out: Path) -> None:
     """On every rank: time all-gathers of pickled arrays of growing size (rank 0 writes)."""
     from tensorsim.parallel import get_comm
@@ -190,7 +182,7 @@ def step_worker(sites: int, max_rank: int, steps: int, out: Path) -> None:
 def _run_mpi(ranks: int, args: list[str]) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
-        cmd = [_mpiexec(), "-n", str(ranks), sys.executable, "-m", __spec__.name, *args]
+        cmd = [str(venv_mpiexec()), "-n", str(ranks), sys.executable, "-m", __spec__.name, *args]
         subprocess.run([*cmd, "--json", str(out)], check=True)
         return json.loads(out.read_text())
 
@@ -219,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         step_worker(args.sites, args.max_rank, args.steps, args.json)
         return
     if os.environ.get("OMP_NUM_THREADS") != "1":
-        print("warning: OMP_NUM_THREADS is not 1", file=sys.stderr)
+        progress("warning: OMP_NUM_THREADS is not 1")
     size = ["--sites", str(args.sites), "--max-rank", str(args.max_rank)]
     size += ["--steps", str(args.steps)]
     walls, maps = record(args.sites, args.max_rank, args.steps)
@@ -238,9 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     n_tasks = sum(len(m.seconds) for m in maps[0])
     n_bytes = sum(sum(m.nbytes) for m in maps[0])
     report = render(args, rows, measured, critical, alpha, beta, unpickle, n_tasks, n_bytes, maps)
-    print(report)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report + "\n")
+    write_report(report + "\n", args.output)
 
 
 def render(args, rows, measured, critical, alpha, beta, unpickle, n_tasks, n_bytes, maps) -> str:
@@ -263,11 +253,9 @@ def render(args, rows, measured, critical, alpha, beta, unpickle, n_tasks, n_byt
         f"GB/s; unpickling {1e-9 / unpickle:.2f} GB/s. Critical path (G + the longest task "
         f"of every map): {critical:.3f} s.",
         "",
-        "| ranks | model: step (s) | glue | tasks (makespan) | all-gather | model speed-up | "
-        "measured step (s) | measured speed-up |",
-        "|---|---|---|---|---|---|---|---|",
     ]
     base = float(np.mean(measured[1]))
+    table = []
     for p, r in rows:
         got = measured.get(p)
         cells = (
@@ -275,10 +263,13 @@ def render(args, rows, measured, critical, alpha, beta, unpickle, n_tasks, n_byt
             if got
             else ["–", "–"]
         )
-        lines.append(
-            f"| {p} | {r['total']:.3f} | {r['glue']:.3f} | {r['compute']:.3f} | "
-            f"{r['comm']:.3f} | {serial / r['total']:.2f}x | {' | '.join(cells)} |"
+        table.append(
+            [str(p), f"{r['total']:.3f}", f"{r['glue']:.3f}", f"{r['compute']:.3f}"]
+            + [f"{r['comm']:.3f}", f"{serial / r['total']:.2f}x", *cells]
         )
+    header = ["ranks", "model: step (s)", "glue", "tasks (makespan)", "all-gather"]
+    header += ["model speed-up", "measured step (s)", "measured speed-up"]
+    lines.append(markdown_table(header, table))
     return "\n".join(lines)
 
 

@@ -40,7 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import machine_info, markdown_table, progress, write_report
+from benchmarks._common import (
+    machine_info,
+    markdown_table,
+    progress,
+    venv_mpiexec,
+    write_report,
+)
 from problems.radiative_transfer import (
     TransportParams,
     density,
@@ -274,7 +280,7 @@ def scaling_worker(out: str, quick: bool, steps: int) -> None:
 
 def scaling(quick: bool) -> str:
     """Strong scaling of the parallel BUG UQ step, 1 vs 2 ranks."""
-    mpiexec = Path(sys.executable).parent / "mpiexec"
+    mpiexec = venv_mpiexec()
     rows = []
     base = None
     with tempfile.TemporaryDirectory() as tmp:

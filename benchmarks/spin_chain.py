@@ -57,7 +57,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import machine_info, markdown_table, progress, write_report
+from benchmarks._common import (
+    machine_info,
+    markdown_table,
+    progress,
+    venv_mpiexec,
+    write_report,
+)
 from problems.spin_chain import (
     SpinChainParams,
     build_tree,
@@ -942,7 +948,7 @@ def run_scaling(
 
     A size whose 1-rank run fails (e.g. ``MemoryError``) is reported and the next is tried.
     """
-    mpiexec = Path(sys.executable).parent / "mpiexec"
+    mpiexec = venv_mpiexec()
     runs: list[ScalingRun] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
