@@ -220,10 +220,11 @@ def local_flow(
 class LocalProblems:
     """The restricted sub-problems of one step from an orthonormal state ``Y0``.
 
-    Computed serially, root to leaves, from ``Y0`` only (the data every parallel task
-    reads): down environments ``down[node]``; for every non-root node the gauge of its
-    parent edge ``q[node]`` (the parent's tensor orthonormal in this node's mode) and
-    ``r[node]``; the initial values ``x[node]`` of the local problems (``U R^T`` for a
+    Computed from ``Y0`` only (the data every parallel task reads), a tree level at a time
+    through ``executor`` (the nodes of a level are independent): down environments
+    ``down[node]``, leaves to root; then, root to leaves, for every non-root node the
+    gauge of its parent edge ``q[node]`` (the parent's tensor orthonormal in this node's
+    mode) and ``r[node]``; the initial values ``x[node]`` of the local problems (``U R^T`` for a
     leaf, ``C ×_0 R^T`` for an inner node, ``C`` at the root); the up environments
     ``up[node]``; and, with a source ``G``, the mixed environments ``mdown``/``mup`` of
     ``Y0`` against ``G``.
@@ -348,22 +349,27 @@ def basis_environments(
     tensor: Array,
     child_down: list[Array | None],
     child_mixed: list[Array | None],
+    ket: Array | None = None,
 ) -> tuple[Array | None, Array | None]:
     """Operator and source environments of the subtree basis with top ``tensor`` at ``node``.
 
     ``child_down``/``child_mixed`` are those of the children's bases (empty for a leaf).
     Returns ``(down, mixed)``; an entry is None when ``rhs`` has no operator or no source.
+    ``ket``: another top tensor at ``node`` for the right side of the operator environment
+    (rectangular, ``(chi, r_tensor, r_ket)``; its children's ``child_down`` rectangular
+    alike); ``tensor`` itself by default.
     """
     op, src = rhs.op, rhs.source
+    ket = tensor if ket is None else ket
     down = mixed = None
     if tree.is_leaf(node):
         if op is not None:
-            down = leaf_environment(tensor, op.tensors[node], tensor)
+            down = leaf_environment(tensor, op.tensors[node], ket)
         if src is not None:
             mixed = array_namespace(tensor).conj(tensor).mT @ src.tensors[node]
         return down, mixed
     if op is not None:
-        down = node_environment(tensor, op.tensors[node], child_down, tensor)
+        down = node_environment(tensor, op.tensors[node], child_down, ket)
     if src is not None:
         mixed = mixed_node_environment(tensor, child_mixed, src.tensors[node])
     return down, mixed
@@ -384,6 +390,65 @@ def tree_levels(tree: Tree) -> list[list[int]]:
     for node in tree.postorder:
         levels[height[node]].append(node)
     return levels
+
+
+def subtree_split(tree: Tree, pieces: int) -> tuple[list[int], list[list[int]]]:
+    """Cut ``tree`` into at least ``pieces`` whole subtrees (where it has that many nodes).
+
+    The subtree with the most nodes is split at its root (the root moves to the top part)
+    until there are ``pieces`` subtrees or every subtree is a leaf.
+
+    Returns
+    -------
+    (roots, top)
+        The roots of the subtrees, in postorder; the nodes above them grouped by height as
+        :func:`tree_levels` does (empty when the whole tree is one piece).
+    """
+    size = [1] * tree.n_nodes
+    for node in tree.postorder:
+        size[node] += sum(size[c] for c in tree.children[node])
+    roots, above = {tree.root}, set()
+    while len(roots) < pieces:
+        node = max((n for n in roots if not tree.is_leaf(n)), key=size.__getitem__, default=None)
+        if node is None:
+            break
+        roots.remove(node)
+        above.add(node)
+        roots.update(tree.children[node])
+    order = {node: k for k, node in enumerate(tree.postorder)}
+    top = [[n for n in level if n in above] for level in tree_levels(tree)]
+    return sorted(roots, key=order.__getitem__), [level for level in top if level]
+
+
+def reduce_up(
+    executor: Any,
+    tree: Tree,
+    func: Callable[[int, list[Any]], Any],
+    pieces: int = 16,
+) -> Any:
+    """``func(node, [results of its children])`` leaves to root; the root's result.
+
+    The tree is cut into whole subtrees (:func:`subtree_split`); each is one task of
+    ``executor`` (its nodes in postorder on one rank, only its root's result exchanged),
+    then the nodes above them go a level at a time. Results are the same for any number of
+    ranks.
+    """
+    roots, top = subtree_split(tree, pieces)
+    results: dict[int, Any] = {}
+
+    def subtree(root: int) -> Any:
+        local: dict[int, Any] = {}
+        for node in tree.subtree_postorder(root):
+            local[node] = func(node, [local[c] for c in tree.children[node]])
+        return local[root]
+
+    def above(node: int) -> Any:
+        return func(node, [results[c] for c in tree.children[node]])
+
+    results.update(zip(roots, _map(executor, subtree, roots), strict=True))
+    for level in top:
+        results.update(zip(level, _map(executor, above, level), strict=True))
+    return results[tree.root]
 
 
 def _map(executor: Any, func: Callable[[int], Any], nodes: list[int]) -> list[Any]:

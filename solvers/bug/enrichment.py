@@ -37,10 +37,11 @@ import logging
 import math
 from typing import Any
 
+from solvers.bug.common import reduce_up
 from tensorsim._array_api import Array, array_namespace, device, to_float, to_numpy
 from tensorsim.einsum import einsum
 from tensorsim.linalg import augment_basis
-from tensorsim.ttn.environment import down_environments
+from tensorsim.ttn.environment import leaf_environment, node_environment
 from tensorsim.ttn.network import TTN
 from tensorsim.ttn.operator import TTNO
 
@@ -272,7 +273,12 @@ def _augmented(old: Array, new: Array, width: int) -> Array:
 
 
 def normal_component(
-    state: TTN, rhs: Any, projected: Array, h: float, energy: complex | None = None
+    state: TTN,
+    rhs: Any,
+    projected: Array,
+    h: float,
+    energy: complex | None = None,
+    executor: Any = None,
 ) -> tuple[float, float]:
     """``(nu, increment)``: what a step's space misses of ``F(state)``, and its scale.
 
@@ -293,6 +299,9 @@ def normal_component(
         Step size.
     energy
         ``<Y|H|Y>`` if already known (the root's down environment), else computed.
+    executor
+        Spreads the environments of ``H^H H`` over ranks as whole subtrees
+        (:func:`solvers.bug.common.reduce_up`); serial by default.
 
     Notes
     -----
@@ -301,12 +310,24 @@ def normal_component(
     """
     xp = array_namespace(projected)
     root = state.tree.root
-    h2 = float(to_numpy(down_environments(state, rhs.gram)[root]).real[0, 0, 0])
+    h2 = _root_environment(state, rhs.gram, executor).real
     if energy is None:
-        energy = complex(to_numpy(down_environments(state, rhs.op)[root])[0, 0, 0])
+        energy = _root_environment(state, rhs.op, executor)
     norm2 = to_float(xp.sum(xp.abs(state.tensors[root]) ** 2))
     scale = abs(complex(rhs.factor))
     kept = to_float(xp.sum(xp.abs(projected) ** 2))
     nu = h * math.sqrt(max(scale**2 * h2 - kept, 0.0))
     spread = max(h2 - abs(energy) ** 2 / norm2, 0.0) if norm2 > 0 else 0.0
     return nu, h * scale * math.sqrt(spread)
+
+
+def _root_environment(state: TTN, op: TTNO, executor: Any = None) -> complex:
+    """``<Y|op|Y>``, not normalized: the root's down environment (subtrees on ``executor``)."""
+
+    def environment(node: int, kids: list[Array]) -> Array:
+        t, w = state.tensors[node], op.tensors[node]
+        if state.tree.is_leaf(node):
+            return leaf_environment(t, w, t)
+        return node_environment(t, w, kids, t)
+
+    return complex(to_numpy(reduce_up(executor, state.tree, environment))[0, 0, 0])

@@ -121,29 +121,52 @@ def _parent_size(tree: Any, node: int, tensor: Array) -> int:
     return tensor.shape[1] if tree.is_leaf(node) else tensor.shape[0]
 
 
-def _basis(lp: LocalProblems, node: int, tensor: Array, bases: _Bases, **extra: Any) -> _Basis:
-    """Environments of a new basis tensor at ``node`` (its children's are in ``bases``)."""
+def _basis(
+    lp: LocalProblems,
+    node: int,
+    tensor: Array,
+    bases: _Bases,
+    ket: Array | None = None,
+    **extra: Any,
+) -> _Basis:
+    """Environments of a new basis tensor at ``node`` (its children's are in ``bases``).
+
+    ``ket``: the old tensor at ``node`` for rectangular operator environments (new bra, old
+    ket; the children's in ``bases`` rectangular alike); square by default.
+    """
     tree = lp.state.tree
     child_down, child_mixed = bases.child_envs(node) if not tree.is_leaf(node) else ([], [])
-    down, mixed = basis_environments(lp.rhs, tree, node, tensor, child_down, child_mixed)
+    down, mixed = basis_environments(lp.rhs, tree, node, tensor, child_down, child_mixed, ket)
     return _Basis(tensor, down, mixed, **extra)
 
 
-def _augmented_leaf(lp: LocalProblems, node: int, k1: Array, bases: _Bases) -> _Basis:
-    """Augment a leaf basis with its K-step result (old columns first)."""
+def _augmented_leaf(
+    lp: LocalProblems, node: int, k1: Array, bases: _Bases, rectangular: bool = False
+) -> _Basis:
+    """Augment a leaf basis with its K-step result (old columns first).
+
+    ``rectangular``: operator environment between the augmented basis and the old one only
+    (all the parallel BUG reads: ``F(Y0)`` projected; a quarter of the square one's cost).
+    """
     old = lp.state.tensors[node]
     u_hat = augment_basis(old, k1)
     block = array_namespace(u_hat).conj(u_hat[:, old.shape[1] :]).mT @ k1
-    return _basis(lp, node, u_hat, bases, block=block)
+    return _basis(lp, node, u_hat, bases, old if rectangular else None, block=block)
 
 
-def _augmented_subtree(lp: LocalProblems, node: int, c1: Array, bases: _Bases) -> _Basis:
-    """Augment the basis of the subtree at ``node`` with its updated top tensor ``c1``."""
+def _augmented_subtree(
+    lp: LocalProblems, node: int, c1: Array, bases: _Bases, rectangular: bool = False
+) -> _Basis:
+    """Augment the basis of the subtree at ``node`` with its updated top tensor ``c1``.
+
+    ``rectangular``: as :func:`_augmented_leaf`.
+    """
     start = lp.state.tensors[node]
     old = _pad(start, (start.shape[0], *bases.sizes(node)))
     w = augment_basis(_mat0(old), _mat0(c1))
     block = array_namespace(w).conj(w[:, old.shape[0] :]).mT @ _mat0(c1)
-    return _basis(lp, node, _ten0(w, tuple(c1.shape[1:])), bases, block=block)
+    ket = start if rectangular else None
+    return _basis(lp, node, _ten0(w, tuple(c1.shape[1:])), bases, ket, block=block)
 
 
 def _run_levels(
@@ -307,7 +330,7 @@ def _augmented_attempt(
 
     _run_levels(ex, levels[:1], leaf_task, lambda n: _cost(lp.x[n]), store)
     _run_levels(ex, levels[1:], inner_task, lambda n: _cost(lp.x[n]) * 8, store)
-    info.normal, info.increment = _normal(lp, bases, h)
+    info.normal, info.increment = _normal(lp, bases, h, ex)
     info.wall_serial += clock() - info.wall_parallel
     return _finish(bases.network(root_tensor[0]), trunc, info, conserve)
 
@@ -599,7 +622,9 @@ def _parallel_attempt(
     # every leaf K-step (with its augmentation) and every old-basis Galerkin step at once
     def first_task(node: int) -> Any:
         flow = lp.flow(node, lp.x[node], h, substep)
-        return _augmented_leaf(lp, node, flow, bases) if tree.is_leaf(node) else flow
+        if tree.is_leaf(node):
+            return _augmented_leaf(lp, node, flow, bases, rectangular=True)
+        return flow
 
     def store_first(node: int, result: Any) -> None:
         if tree.is_leaf(node):
@@ -627,7 +652,7 @@ def _parallel_attempt(
         eta = h * _norm_two_new(xp, f0, old_sizes)
         if node == tree.root:
             return c_hat, eta, f0
-        return _augmented_subtree(lp, node, c_hat, bases), eta
+        return _augmented_subtree(lp, node, c_hat, bases, rectangular=True), eta
 
     def store(node: int, result: tuple) -> None:
         value, eta = result[:2]
@@ -641,7 +666,7 @@ def _parallel_attempt(
     _run_levels(ex, tree_levels(tree)[1:], assemble, lambda n: _cost(lp.x[n]) * 4, store)
     y = bases.network(root[0])
     embedded = bases.network(_pad(state.tensors[tree.root], (1, *bases.sizes(tree.root))))
-    normal = _normal(lp, bases, h, root_rhs[0])
+    normal = _normal(lp, bases, h, ex, root_rhs[0])
     info.wall_serial += clock() - (info.wall_parallel - before)
     return y, embedded, max(etas), normal
 
@@ -660,12 +685,17 @@ def _enriched(state: TTN, rhs: LinearTreeRHS, rank: int, trunc: Truncation, info
 
 
 def _normal(
-    lp: LocalProblems, bases: _Bases, h: float, projected: Array | None = None
+    lp: LocalProblems,
+    bases: _Bases,
+    h: float,
+    executor: Executor,
+    projected: Array | None = None,
 ) -> tuple[float, float]:
     """``(nu, increment)`` of a step; NaN with a source term or without an operator.
 
     :func:`solvers.bug.enrichment.normal_component` at ``Y0`` for the augmented bases of
-    ``bases``. ``projected``: ``P F(Y0)`` at the root if already computed.
+    ``bases``, its environments on ``executor``. ``projected``: ``P F(Y0)`` at the root if
+    already computed.
     """
     rhs = lp.rhs
     if rhs.op is None or rhs.source is not None:
@@ -674,7 +704,7 @@ def _normal(
     if projected is None:
         projected = _projected_rhs(lp, bases, root, tuple(lp.x[root].shape[1:]))
     energy = complex(to_numpy(lp.down[root])[0, 0, 0])
-    return normal_component(lp.state, rhs, projected, h, energy)
+    return normal_component(lp.state, rhs, projected, h, energy, executor)
 
 
 def _check_normal_rtol(normal_rtol: float | None) -> None:

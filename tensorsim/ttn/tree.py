@@ -201,17 +201,24 @@ class Tree:
     @functools.cached_property
     def preorder(self) -> tuple[int, ...]:
         """Nodes with every parent before its children (root first)."""
-        order, stack = [], [self.root]
-        while stack:
-            node = stack.pop()
-            order.append(node)
-            stack.extend(reversed(self.children[node]))
-        return tuple(order)
+        return self._preorder_from(self.root)
 
     @functools.cached_property
     def postorder(self) -> tuple[int, ...]:
         """Nodes with every child before its parent (root last)."""
         return tuple(reversed(self.preorder))
+
+    def subtree_postorder(self, node: int) -> tuple[int, ...]:
+        """The nodes of the subtree of ``node`` in :attr:`postorder` order (``node`` last)."""
+        return tuple(reversed(self._preorder_from(node)))
+
+    def _preorder_from(self, node: int) -> tuple[int, ...]:
+        order, stack = [], [node]
+        while stack:
+            node = stack.pop()
+            order.append(node)
+            stack.extend(reversed(self.children[node]))
+        return tuple(order)
 
     @functools.cached_property
     def sites_below(self) -> tuple[tuple[int, ...], ...]:

@@ -222,3 +222,14 @@ def test_constructor_rejects_inconsistent_children():
 def test_constructor_rejects_fewer_nodes_than_sites():
     with pytest.raises(ValueError, match="at least one inner node"):
         Tree(((),), (2, 2))
+
+
+@pytest.mark.parametrize("nested", [((0, 1), (2, 3)), ((2, 0), (1, (3, 4))), (3, (0, 2), 1)])
+def test_subtree_postorder_is_the_postorder_restricted_to_the_subtree(nested):
+    t = Tree.from_nested(nested)
+    for node in range(t.n_nodes):
+        below = set(t.sites_below[node])
+        inside = [n for n in t.postorder if set(t.sites_below[n]) <= below]
+        assert t.subtree_postorder(node) == tuple(inside)
+        assert t.subtree_postorder(node)[-1] == node
+    assert t.subtree_postorder(t.root) == t.postorder
