@@ -41,6 +41,7 @@ from solvers.bug.common import reduce_up
 from tensorsim._array_api import Array, array_namespace, device, to_float, to_numpy
 from tensorsim.einsum import einsum
 from tensorsim.linalg import augment_basis
+from tensorsim.ttn.entanglement import complement_grams
 from tensorsim.ttn.environment import leaf_environment, node_environment
 from tensorsim.ttn.network import TTN
 from tensorsim.ttn.operator import TTNO
@@ -211,20 +212,11 @@ def complement_weights(y: TTN) -> list[Array]:
 
     With ``y`` orthonormal (norm at the root), ``y = sum_a |sub_a> (x) |comp_a>`` at edge
     ``e``, the subtree basis ``|sub_a>`` orthonormal and ``G_e[a, b] = <comp_a|comp_b>``
-    (its eigenvalues are the squared Schmidt values). Computed root to leaves.
+    (:func:`tensorsim.ttn.entanglement.complement_grams`; its eigenvalues are the squared
+    Schmidt values).
     """
-    tree = y.tree
     xp = array_namespace(*y.tensors)
-    root = y.tensors[tree.root]
-    grams: list[Array] = [None] * tree.n_nodes  # type: ignore[list-item]
-    grams[tree.root] = xp.ones((1, 1), dtype=root.dtype, device=device(root))
-    for node in reversed(tree.postorder):
-        if tree.is_leaf(node):
-            continue
-        c = y.tensors[node]
-        for mode, child in enumerate(tree.children[node], start=1):
-            a = xp.reshape(xp.moveaxis(c, mode, 0), (c.shape[mode], c.shape[0], -1))
-            grams[child] = einsum("ipz,pq,jqz->ij", xp.conj(a), grams[node], a)
+    grams = complement_grams(y)
     out = []
     for g in grams:
         values, vectors = xp.linalg.eigh((g + xp.conj(g).mT) / 2)

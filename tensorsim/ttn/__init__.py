@@ -1,6 +1,8 @@
 """Tree tensor networks: topology (:class:`Tree`), data (:class:`TTN`), builders."""
 
 from tensorsim.ttn.build import product_state, random_ttn
+from tensorsim.ttn.correlations import correlation_matrix
+from tensorsim.ttn.entanglement import entanglement_entropies, schmidt_values
 from tensorsim.ttn.network import (
     TTN,
     add,
@@ -14,14 +16,18 @@ from tensorsim.ttn.network import (
     truncate,
     validate,
 )
-from tensorsim.ttn.observables import expectation
+from tensorsim.ttn.observables import energy_variance, expectation, fidelity
 from tensorsim.ttn.tree import Tree
 
 __all__ = [
     "TTN",
     "Tree",
     "add",
+    "correlation_matrix",
+    "energy_variance",
+    "entanglement_entropies",
     "expectation",
+    "fidelity",
     "inner",
     "local_expectations",
     "norm",
@@ -29,6 +35,7 @@ __all__ = [
     "product_state",
     "random_ttn",
     "scale",
+    "schmidt_values",
     "subtree_tensor",
     "to_dense",
     "truncate",

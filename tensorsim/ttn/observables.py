@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 
 from tensorsim._array_api import array_namespace, device, to_numpy
+from tensorsim.ttn.apply import gram_operator
 from tensorsim.ttn.environment import down_environments
-from tensorsim.ttn.network import TTN
+from tensorsim.ttn.network import TTN, inner
 from tensorsim.ttn.operator import TTNO, SumOfProducts, to_ttno
 
-__all__ = ["expectation"]
+__all__ = ["energy_variance", "expectation", "fidelity"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +97,41 @@ def expectation(state: TTN, operator: TTNO | SumOfProducts) -> complex:
         raise ValueError("state: the zero state has no expectation values")
     value = complex(to_numpy(down_environments(state, operator)[tree.root])[0, 0, 0])
     return complex(value.real / norm2, value.imag / norm2)
+
+
+def fidelity(a: TTN, b: TTN) -> float:
+    """``|<a|b>|^2 / (<a|a> <b|b>)``: 1 for the same ray, 0 for orthogonal states.
+
+    Raises
+    ------
+    TypeError
+        If ``a`` or ``b`` is not a TTN.
+    ValueError
+        If they live on different trees, or either is zero.
+    """
+    for name, y in (("a", a), ("b", b)):
+        if not isinstance(y, TTN):
+            raise TypeError(f"{name}: expected a TTN, got {type(y).__name__}")
+    if a.tree != b.tree:
+        raise ValueError("b: expected a TTN on the same tree as a")
+    na, nb = a.norm(), b.norm()
+    if na == 0.0 or nb == 0.0:
+        raise ValueError(f"{'a' if na == 0.0 else 'b'}: the zero state has no fidelity")
+    overlap = complex(to_numpy(inner(a, b)))
+    return abs(overlap) ** 2 / (na**2 * nb**2)
+
+
+def energy_variance(state: TTN, hamiltonian: TTNO) -> float:
+    """``<H^2> - <H>^2`` (normalized) of a Hermitian ``H``: zero exactly for eigenstates.
+
+    ``<H^2> = ||H Y||^2 / ||Y||^2`` with ``H^H H`` from
+    :func:`~tensorsim.ttn.apply.gram_operator`, compressed on every call (a loop over many
+    states keeps ``gram_operator(H)`` and calls :func:`expectation` with it). The
+    difference of two numbers of size ``E^2`` is resolved down to about ``eps * E^2``;
+    round-off below zero is returned as zero.
+    """
+    if not isinstance(hamiltonian, TTNO):
+        raise TypeError(f"hamiltonian: expected a TTNO, got {type(hamiltonian).__name__}")
+    energy = expectation(state, hamiltonian)
+    squared = expectation(state, gram_operator(hamiltonian)).real
+    return max(squared - abs(energy) ** 2, 0.0)
