@@ -20,11 +20,14 @@ and ``output`` (file, cadences, and ``reference``: the exact solution for up to 
 The independent local problems of each parallel-BUG step are spread over the MPI ranks;
 rank 0 writes one netCDF4/HDF5 file (``xarray.open_dataset(path, engine="h5netcdf")``) with
 ``mz`` (time x site), ``mz_mean``, ``zz`` (time x bond: ``<Z_k Z_k+1>``), ``norm``,
-``energy``, ``max_rank``, ``ranks`` (time x edge), ``trunc_error``, ``eta``, ``normal``,
-``rejected``, ``wall_time``, and, for up to 16 sites, the exact ``mz_exact`` and ``zz_exact``
-with the errors ``error_mz_site`` (max over sites) and ``error_zz`` (max over bonds), the
-checks that count; ``mz_mean_exact`` and ``error_mz`` compare the mean, which the XXZ chain
-conserves. The state is checkpointed every ``output.checkpoint_every`` steps.
+``energy``, ``entropy`` (time x edge: the von Neumann entropy of every edge's cut, in nats),
+``corr_zz``/``corr_xx``/``corr_yy`` (time x site_i x site_j, those listed in
+``output.correlations``), ``max_rank``, ``ranks`` (time x edge), ``trunc_error``, ``eta``,
+``normal``, ``rejected``, ``wall_time``, and, for up to 16 sites, the exact ``mz_exact`` and
+``zz_exact`` with the errors ``error_mz_site`` (max over sites), ``error_zz`` (max over
+bonds), ``error_entropy`` (max over edges) and ``error_corr_*``, the checks that count;
+``mz_mean_exact`` and ``error_mz`` compare the mean, which the XXZ chain conserves. The
+state is checkpointed every ``output.checkpoint_every`` steps.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from drivers._cli import Driver
 from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
 from problems.spin_chain import (
     MAX_EXACT_SITES,
+    PAULIS,
     SpinChainParams,
     build_tree,
     exact_dynamics,
@@ -57,12 +61,30 @@ from solvers.evolution import EvolutionParams, record_steps
 from tensorsim._array_api import to_numpy
 from tensorsim.config import ConfigError, Params, param
 from tensorsim.parallel import Executor
-from tensorsim.ttn import TTN, expectation, local_expectations
+from tensorsim.ttn import (
+    TTN,
+    correlation_matrix,
+    entanglement_entropies,
+    expectation,
+    local_expectations,
+)
 from tensorsim.ttn.operator import to_ttno
 
 __all__ = ["SpinChain", "SpinChainRun", "main"]
 
 logger = logging.getLogger("drivers.spin_chain")
+
+
+@dataclass(frozen=True)
+class SpinChainOutput(EvolutionOutput):
+    """Output file, cadences, the exact reference and the correlation matrices to write."""
+
+    correlations: tuple[str, ...] = param(
+        (),
+        "two-point correlation matrices to write, e.g. ['zz', 'xx']: corr_zz, corr_xx "
+        "(time x site_i x site_j)",
+        choices=tuple(f"{p}{p}" for p in PAULIS),
+    )
 
 
 @dataclass(frozen=True)
@@ -75,9 +97,9 @@ class SpinChainRun(Params):
         EvolutionParams(h=0.01, t_end=1.0, max_growth=1e-3),
         "step, final time and the blow-up bound on norm^2",
     )
-    output: EvolutionOutput = param(
-        EvolutionOutput("runs/spin_chain.nc", checkpoint_every=10),
-        "output file, cadences and the exact reference (up to 16 sites)",
+    output: SpinChainOutput = param(
+        SpinChainOutput("runs/spin_chain.nc", checkpoint_every=10),
+        "output file, cadences, the exact reference (up to 16 sites) and correlations",
     )
 
 
@@ -125,6 +147,15 @@ class SpinChain(Evolution):
             Var("zz", ("bond",), long_name="<Z_k Z_k+1> of the normalized state"),
             Var("norm", long_name="norm of the state"),
             Var("energy", long_name="<H> of the normalized state"),
+            Var("entropy", ("edge",), long_name="von Neumann entropy (nats) of the edge's cut"),
+            *[
+                Var(
+                    f"corr_{name}",
+                    ("site_i", "site_j"),
+                    long_name=f"<{name[0].upper()}_i {name[1].upper()}_j> of the normalized state",
+                )
+                for name in cfg.output.correlations
+            ],
             *STEP_SERIES,
             Var("wall_parallel", units="s", long_name="time in the parallel part"),
             Var("wall_serial", units="s", long_name="time in the serial glue"),
@@ -137,6 +168,11 @@ class SpinChain(Evolution):
                 Var("error_mz_site", long_name="max over sites of |<Z_k> - exact|"),
                 Var("error_zz", long_name="max over bonds of |<Z_k Z_k+1> - exact|"),
                 Var("error_mz", long_name="|mz_mean - mz_mean_exact| (conserved by some models)"),
+                Var("error_entropy", long_name="max over edges of |entropy - exact|"),
+                *[
+                    Var(f"error_corr_{name}", long_name=f"max over i, j of |corr_{name} - exact|")
+                    for name in cfg.output.correlations
+                ],
             ]
         tree = setup.tree
         return Layout(
@@ -146,40 +182,58 @@ class SpinChain(Evolution):
                 "site": (np.arange(tree.n_sites), "site of the chain"),
                 "bond": (np.arange(tree.n_sites - 1), "pair of neighbours (k, k+1)"),
                 "edge": (np.asarray(tree.edges), "tree edge (id of its child node)"),
+                "site_i": (np.arange(tree.n_sites), "first site of a correlation"),
+                "site_j": (np.arange(tree.n_sites), "second site of a correlation"),
             },
             attrs={"model": cfg.model.model, "integrator": cfg.solver.integrator},
         )
 
-    def prepare(
-        self, cfg: SpinChainRun, setup: Setup, first: int
-    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Step -> exact ``(<Z_k>, <Z_k Z_k+1>)`` at every record step (up to 16 sites)."""
+    def prepare(self, cfg: SpinChainRun, setup: Setup, first: int) -> dict[int, dict[str, Any]]:
+        """Step -> exact ``mz``, ``zz``, ``entropy`` and correlation matrices (<= 16 sites)."""
         if not _has_exact(cfg):
             return {}
         steps = record_steps(setup.n_steps, cfg.output.every)
         start = time.perf_counter()
-        exact = exact_dynamics(cfg.model, np.asarray(steps, dtype=float) * setup.h)
+        tree = setup.tree
+        exact = exact_dynamics(
+            cfg.model,
+            np.asarray(steps, dtype=float) * setup.h,
+            cuts=[tree.sites_below[e] for e in tree.edges],
+            correlations=cfg.output.correlations,
+        )
         logger.info(
             "exact reference for %d times in %.1f s", len(steps), time.perf_counter() - start
         )
-        return dict(zip(steps, zip(exact.mz, exact.zz, strict=True), strict=True))
+        return {
+            step: {
+                "mz": exact.mz[n],
+                "zz": exact.zz[n],
+                "entropy": exact.entropy[n],
+                **{f"corr_{name}": exact.corr[name][n] for name in cfg.output.correlations},
+            }
+            for n, step in enumerate(steps)
+        }
 
     def observe(
         self, cfg: SpinChainRun, setup: Setup, y: TTN, step: int, info: StepInfo | None
     ) -> dict[str, Any]:
-        """``<Z_k>``, their mean, ``<Z_k Z_k+1>``, norm, ``<H>``, errors against exact."""
+        """Magnetizations, neighbour ``ZZ``, norm, energy, entropies, correlations, errors."""
         mz = to_numpy(local_expectations(y, magnetization_operator()))
         zz = np.array([expectation(y, o).real for o in setup.extra["zz"]])
+        entropies = entanglement_entropies(y)
         values: dict[str, Any] = {
             "mz": mz,
             "mz_mean": float(mz.mean()),
             "zz": zz,
             "norm": math.sqrt(y.norm() ** 2),
             "energy": expectation(y, setup.rhs.op).real,
+            "entropy": np.array([entropies[e] for e in setup.tree.edges]),
         }
+        for name in cfg.output.correlations:
+            values[f"corr_{name}"] = to_numpy(correlation_matrix(y, PAULIS[name[0]]))
         exact = setup.reference.get(step)
         if exact is not None:
-            mz_exact, zz_exact = exact
+            mz_exact, zz_exact = exact["mz"], exact["zz"]
             values.update(
                 mz_exact=mz_exact,
                 zz_exact=zz_exact,
@@ -187,7 +241,11 @@ class SpinChain(Evolution):
                 error_mz_site=float(np.max(np.abs(mz - mz_exact))),
                 error_zz=float(np.max(np.abs(zz - zz_exact))),
                 error_mz=abs(float(mz.mean()) - float(mz_exact.mean())),
+                error_entropy=float(np.max(np.abs(values["entropy"] - exact["entropy"]))),
             )
+            for name in cfg.output.correlations:
+                key = f"corr_{name}"
+                values[f"error_{key}"] = float(np.max(np.abs(values[key] - exact[key])))
             if info is not None and step % cfg.output.log_every == 0:
                 logger.info(
                     "step %d: max error per site %.1e, of <Z_k Z_k+1> %.1e",

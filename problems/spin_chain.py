@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -77,6 +77,9 @@ NUMBER = _constant([[1, 0], [0, 0]], np.float64)
 
 # i * sigma_y, real: Y (x) Y = -(iY) (x) (iY) keeps the XXZ Hamiltonian real.
 _I_PAULI_Y = _constant([[0, 1], [-1, 0]], np.float64)
+
+PAULIS = {"x": PAULI_X, "y": PAULI_Y, "z": PAULI_Z}
+"""The Pauli matrices by name (the correlation names ``"xx"``, ``"yy"``, ``"zz"``)."""
 
 MAX_EXACT_SITES = 16
 """Largest chain :func:`exact_dynamics` accepts (the state vector has ``2**sites`` entries)."""
@@ -179,6 +182,11 @@ class ExactResult:
         ``<H>`` of the normalised state, shape ``(n_t,)``; constant up to round-off (a check).
     norm
         ``||psi(t)||``, shape ``(n_t,)``; 1 up to round-off (a check).
+    entropy
+        With ``cuts``: von Neumann entropy (nats) of each cut, shape ``(n_t, n_cuts)``.
+    corr
+        With ``correlations``: name (``"xx"``, ``"yy"``, ``"zz"``) -> ``<P_i P_j>`` of the
+        normalised state, shape ``(n_t, sites, sites)``.
     """
 
     times: np.ndarray
@@ -187,6 +195,8 @@ class ExactResult:
     zz: np.ndarray
     energy: np.ndarray
     norm: np.ndarray
+    entropy: np.ndarray | None = None
+    corr: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _check_params(params: SpinChainParams) -> None:
@@ -350,8 +360,46 @@ def _check_times(times: np.ndarray) -> np.ndarray:
     return t
 
 
+def pauli_correlations(psi: np.ndarray, pauli: str) -> np.ndarray:
+    """``<P_i P_j>`` of a state vector for every pair of sites (``<P_i P_i> = 1``).
+
+    ``psi`` has ``2**d`` entries, site 0 the most significant bit (the order of
+    ``np.kron(v_0, v_1, ...)``); any norm (the result is normalised). ``pauli``: ``"x"``,
+    ``"y"`` or ``"z"``.
+    """
+    if pauli not in PAULIS:
+        raise ValueError(f"pauli: expected one of {sorted(PAULIS)}, got {pauli!r}")
+    op = PAULIS[pauli]
+    d = round(math.log2(psi.size))
+    v = np.asarray(psi, dtype=np.complex128).reshape((2,) * d)
+    single = [np.moveaxis(np.tensordot(op, v, axes=(1, k)), 0, k) for k in range(d)]
+    norm2 = np.vdot(v, v).real
+    out = np.eye(d)
+    for i in range(d):
+        for j in range(i + 1, d):
+            both = np.moveaxis(np.tensordot(op, single[j], axes=(1, i)), 0, i)
+            out[i, j] = out[j, i] = np.vdot(v, both).real / norm2
+    return out
+
+
+def cut_entropy(psi: np.ndarray, sites: Sequence[int]) -> float:
+    """Von Neumann entropy (nats) of the reduced state of ``sites`` (normalised ``psi``)."""
+    d = round(math.log2(psi.size))
+    below = list(sites)
+    rest = [k for k in range(d) if k not in set(below)]
+    m = np.transpose(np.asarray(psi).reshape((2,) * d), below + rest).reshape(2 ** len(below), -1)
+    p = np.linalg.svd(m, compute_uv=False) ** 2
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
 def exact_dynamics(
-    params: SpinChainParams, times: np.ndarray, *, vectors: Sequence[np.ndarray] | None = None
+    params: SpinChainParams,
+    times: np.ndarray,
+    *,
+    vectors: Sequence[np.ndarray] | None = None,
+    cuts: Sequence[Sequence[int]] = (),
+    correlations: Sequence[str] = (),
 ) -> ExactResult:
     """Exact time evolution ``psi(t) = exp(-i t H) psi(0)`` from a product state.
 
@@ -373,6 +421,12 @@ def exact_dynamics(
     vectors
         The product state, one length-2 vector per site (any norm, complex allowed);
         default :func:`initial_vectors` of ``params``.
+    cuts
+        Sets of sites whose entanglement entropy with the rest is wanted at every time
+        (:func:`cut_entropy`), e.g. ``tree.sites_below[edge]`` for every tree edge.
+    correlations
+        Pauli pairs ``"xx"``, ``"yy"``, ``"zz"`` whose full correlation matrices are wanted
+        (:func:`pauli_correlations`).
 
     Returns
     -------
@@ -409,6 +463,9 @@ def exact_dynamics(
         vectors = initial_vectors(params)
     if len(vectors) != d or any(np.shape(v) != (2,) for v in vectors):
         raise ValueError(f"vectors: expected {d} vectors of length 2 (one per site)")
+    for name in correlations:
+        if name not in ("xx", "yy", "zz"):
+            raise ValueError(f"correlations: expected 'xx', 'yy' or 'zz', got {name!r}")
     psi = np.ones(1, dtype=np.complex128)
     for v in vectors:
         psi = np.kron(psi, np.asarray(v, dtype=np.complex128))
@@ -419,6 +476,8 @@ def exact_dynamics(
     pair_signs = signs[:, :-1] * signs[:, 1:]
     energy = np.empty(n_t)
     norm = np.empty(n_t)
+    entropy = np.empty((n_t, len(cuts))) if cuts else None
+    corr = {name: np.empty((n_t, d, d)) for name in correlations}
     previous = 0.0
     for n, tn in enumerate(t):
         step = tn - previous
@@ -435,6 +494,10 @@ def exact_dynamics(
         zz[n] = (prob @ pair_signs) / nrm2
         energy[n] = float(np.vdot(psi, h @ psi).real) / nrm2
         norm[n] = math.sqrt(nrm2)
+        for c, sites in enumerate(cuts):
+            entropy[n, c] = cut_entropy(psi / norm[n], sites)
+        for name in correlations:
+            corr[name][n] = pauli_correlations(psi, name[0])
     logger.debug(
         "exact %s dynamics on %d sites to t=%g: |norm-1| <= %.2e, energy drift %.2e",
         params.model,
@@ -444,5 +507,12 @@ def exact_dynamics(
         float(np.ptp(energy)),
     )
     return ExactResult(
-        times=t.copy(), mz=mz, mz_mean=mz.mean(axis=1), zz=zz, energy=energy, norm=norm
+        times=t.copy(),
+        mz=mz,
+        mz_mean=mz.mean(axis=1),
+        zz=zz,
+        energy=energy,
+        norm=norm,
+        entropy=entropy,
+        corr=corr,
     )

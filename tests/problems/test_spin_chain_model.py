@@ -14,13 +14,16 @@ import scipy.sparse.linalg as spla
 
 from problems.shipped_data import reference_values
 from problems.spin_chain import (
+    PAULIS,
     ExactResult,
     SpinChainParams,
     build_tree,
+    cut_entropy,
     exact_dynamics,
     hamiltonian,
     initial_vectors,
     magnetization_operator,
+    pauli_correlations,
 )
 from tensorsim.config import ConfigError
 from tensorsim.ttn import Tree
@@ -300,3 +303,54 @@ def test_exact_dynamics_errors():
     for bad in ([1.0, 0.5], [-0.1, 1.0], [], [[0.0, 1.0]], [0.0, math.nan]):
         with pytest.raises(ValueError, match="times"):
             exact_dynamics(p, np.array(bad))
+
+
+def _kron_site(op: np.ndarray, k: int, d: int) -> np.ndarray:
+    """``op`` on site ``k`` of ``d`` (site 0 the most significant), by Kronecker products."""
+    out = np.ones((1, 1))
+    for s in range(d):
+        out = np.kron(out, op if s == k else np.eye(2))
+    return out
+
+
+@pytest.mark.parametrize("pauli", ["x", "y", "z"])
+def test_pauli_correlations_against_kronecker_products(rng, pauli):
+    d = 5
+    psi = rng.standard_normal(2**d) + 1j * rng.standard_normal(2**d)
+    got = pauli_correlations(psi, pauli)
+    op = PAULIS[pauli]
+    for i in range(d):
+        for j in range(d):
+            m = _kron_site(op, i, d) @ _kron_site(op, j, d)
+            want = np.vdot(psi, m @ psi).real / np.vdot(psi, psi).real
+            assert got[i, j] == pytest.approx(want, abs=1e-13)
+
+
+def test_cut_entropy_of_known_states():
+    ghz = np.zeros(2**4)
+    ghz[0] = ghz[-1] = 1 / np.sqrt(2)
+    for sites in ([0], [1, 2], [0, 3], [0, 1, 2]):
+        assert cut_entropy(ghz, sites) == pytest.approx(np.log(2), abs=1e-14)
+    product = np.kron(np.kron([1.0, 0.0], [0.6, 0.8]), [0.0, 1.0])
+    assert cut_entropy(product, [1]) == pytest.approx(0.0, abs=1e-14)
+    zz, xx = pauli_correlations(ghz, "z"), pauli_correlations(ghz, "x")
+    np.testing.assert_allclose(zz, np.ones((4, 4)), atol=1e-15)
+    np.testing.assert_allclose(xx, np.eye(4), atol=1e-15)
+    with pytest.raises(ValueError, match="pauli: expected one of"):
+        pauli_correlations(ghz, "w")
+
+
+def test_exact_dynamics_entropies_and_correlations_at_time_zero_and_refusals():
+    params = SpinChainParams(model="xxz", sites=6, initial="neel")
+    out = exact_dynamics(params, np.array([0.0, 0.3]), cuts=[[0, 1, 2], [5]], correlations=["zz"])
+    assert out.entropy.shape == (2, 2) and out.corr["zz"].shape == (2, 6, 6)
+    np.testing.assert_allclose(out.entropy[0], 0.0, atol=1e-14)  # a product state
+    neel = np.array([1.0 if (i + j) % 2 == 0 else -1.0 for i in range(6) for j in range(6)])
+    np.testing.assert_allclose(out.corr["zz"][0].ravel(), neel, atol=1e-14)
+    assert out.entropy[1, 0] > 1e-3
+    np.testing.assert_allclose(np.diag(out.corr["zz"][1])[:-1], 1.0)
+    np.testing.assert_allclose(
+        [out.corr["zz"][1][k, k + 1] for k in range(5)], out.zz[1], atol=1e-13
+    )
+    with pytest.raises(ValueError, match="correlations: expected 'xx', 'yy' or 'zz'"):
+        exact_dynamics(params, np.array([0.0]), correlations=["zx"])
