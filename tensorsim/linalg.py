@@ -34,6 +34,7 @@ __all__ = [
     "augment_basis",
     "expm",
     "expm_multiply",
+    "lowest_eigenpair",
     "orth",
     "rk4_step",
     "truncated_svd",
@@ -528,6 +529,77 @@ def expm_multiply(
     else:
         raise RuntimeError(f"expm_multiply: more than max_substeps={max_substeps} substeps")
     return xp.reshape(w, shape)
+
+
+def lowest_eigenpair(
+    op: Callable[[Array], Array],
+    v0: Array,
+    *,
+    tol: float = 1e-10,
+    krylov_dim: int = 20,
+    max_restarts: int = 500,
+) -> tuple[float, Array]:
+    """The lowest eigenvalue of a Hermitian operator and its eigenvector, by Lanczos.
+
+    The Krylov space from ``v0`` grows until the Ritz pair of the smallest Ritz value has
+    a residual ``||op x - theta x|| <= tol * s`` (``s`` the largest projected entry, a
+    scale of ``op``; the eigenvalue error is then about ``(tol s)^2 / gap``), and restarts
+    from that Ritz vector when ``krylov_dim`` vectors do not suffice (explicit restart:
+    the local problems of a DMRG sweep start close to their solution). Written against
+    the array API (the small tridiagonal on the host), so it runs where ``v0`` lives; on
+    NumPy, :func:`scipy.sparse.linalg.eigsh` does the same for one call but costs more
+    per call at the sizes of local problems.
+
+    Parameters
+    ----------
+    op
+        ``x -> op(x)`` for arrays of the shape of ``v0``; Hermitian.
+    v0
+        Start vector, any shape, not zero.
+    tol
+        Residual tolerance relative to the operator's scale.
+    krylov_dim
+        Largest Krylov dimension between restarts (at least 2).
+    max_restarts
+        Restarts before giving up.
+
+    Returns
+    -------
+    (float, Array)
+        The eigenvalue and a normalized eigenvector of the shape of ``v0``.
+
+    Raises
+    ------
+    ValueError
+        If ``v0`` is zero or not finite, or ``tol``/``krylov_dim`` are out of range.
+    RuntimeError
+        If it does not converge within ``max_restarts``.
+    """
+    xp = array_namespace(v0)
+    if not (tol > 0 and math.isfinite(tol)):
+        raise ValueError(f"tol: expected a positive float, got {tol!r}")
+    if not (isinstance(krylov_dim, int) and krylov_dim >= 2):
+        raise ValueError(f"krylov_dim: expected an integer >= 2, got {krylov_dim!r}")
+    shape = v0.shape
+    w = xp.reshape(v0, (-1,))
+    norm = to_float(xp.linalg.vector_norm(w))
+    if not (math.isfinite(norm) and norm > 0):
+        raise ValueError(f"v0: expected a nonzero finite start vector, got norm {norm}")
+    host = host_namespace()
+    for _ in range(max_restarts):
+        space = _Lanczos(xp, w / to_float(xp.linalg.vector_norm(w)))
+        for j in range(min(krylov_dim, w.shape[0])):
+            h_next, scale = space.extend(xp.reshape(op(xp.reshape(space.last, shape)), (-1,)))
+            values, vectors = host.linalg.eigh(space.projected())
+            residual = h_next * abs(float(vectors[-1, 0]))
+            if residual <= tol * max(scale, 1e-300) or j + 1 == w.shape[0]:
+                x = space.combine(vectors[:, :1].reshape(-1))
+                x = x / to_float(xp.linalg.vector_norm(x))
+                return float(values[0]), xp.reshape(x, shape)
+            if j + 1 < krylov_dim:
+                space.accept(h_next)
+        w = space.combine(vectors[:, 0])
+    raise RuntimeError(f"lowest_eigenpair: no convergence after max_restarts={max_restarts}")
 
 
 class _KrylovBasis:

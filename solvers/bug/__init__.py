@@ -3,6 +3,7 @@
 Registered by name in :data:`INTEGRATORS`: ``"bug"`` (fixed rank), ``"augmented_bug"``
 (rank-adaptive), ``"parallel_bug"``, ``"midpoint_bug"`` (second order), ``"tdvp"``
 (one-site TDVP, symmetric sweep, second order) and ``"tdvp2"`` (two-site TDVP).
+:func:`dmrg` finds ground states with the two-site sweep.
 :class:`BUGParams` configures one of them and :func:`make_stepper` turns the configuration
 into a step function ``step(y, t, h)``.
 """
@@ -14,6 +15,7 @@ from solvers.bug.common import (
     StepInfo,
     register_integrator,
 )
+from solvers.bug.dmrg import GroundState, dmrg
 from solvers.bug.integrators import augmented_bug_step, bug_step, parallel_bug_step
 from solvers.bug.midpoint import midpoint_bug_step
 from solvers.bug.params import BUGParams, Stepper, make_stepper
@@ -24,11 +26,13 @@ __all__ = [
     "INTEGRATORS",
     "INTEGRATOR_OPTIONS",
     "BUGParams",
+    "GroundState",
     "LinearTreeRHS",
     "StepInfo",
     "Stepper",
     "augmented_bug_step",
     "bug_step",
+    "dmrg",
     "make_stepper",
     "midpoint_bug_step",
     "parallel_bug_step",

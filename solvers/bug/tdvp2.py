@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import string
+from collections.abc import Callable
 
 from solvers.bug.common import (
     LinearTreeRHS,
@@ -214,7 +215,14 @@ class _TwoSiteSweep(CentreMoves):
     def _pair_flow(
         self, node: int, q: Array, child: int, child_x: Array, up: Array, pos: int, h: float
     ) -> Array:
-        """The pair ``(node, child)`` joined over their edge and evolved over ``h``.
+        """The pair ``(node, child)`` joined over their edge and evolved over ``h``."""
+        theta, apply = self._pair_problem(node, q, child, child_x, up, pos)
+        return local_flow(apply, theta, h, self.rhs, substep=self.substep)
+
+    def _pair_problem(
+        self, node: int, q: Array, child: int, child_x: Array, up: Array, pos: int
+    ) -> tuple[Array, Callable[[Array], Array]]:
+        """The pair ``(node, child)`` joined over their edge, and the operator restricted to it.
 
         ``q`` is ``node``'s tensor (orthonormal in mode ``pos``), ``child_x`` the centre at
         ``child``. The joined tensor has ``node``'s modes without ``pos`` and then the
@@ -231,7 +239,7 @@ class _TwoSiteSweep(CentreMoves):
         def apply(v: Array) -> Array:
             return einsum(subscripts, w_node, up, *siblings, w_child, *grandchildren, v)
 
-        return local_flow(apply, theta, h, self.rhs, substep=self.substep)
+        return theta, apply
 
     # ------------------------------------------------------------------ moves of the centre
 
