@@ -19,7 +19,8 @@ and ``output`` (file, cadences, and ``reference``: the exact solution for up to 
 
 The independent local problems of each parallel-BUG step are spread over the MPI ranks;
 rank 0 writes one netCDF4/HDF5 file (``xarray.open_dataset(path, engine="h5netcdf")``) with
-``mz`` (time x site), ``mz_mean``, ``zz`` (time x bond: ``<Z_k Z_k+1>``), ``norm``,
+``mz`` (time x site), ``mz_mean``, ``zz`` (time x bond: ``<Z_i Z_j>`` of the lattice's
+nearest neighbours, the pairs in ``bond_sites``), ``norm``,
 ``energy``, ``entropy`` (time x edge: the von Neumann entropy of every edge's cut, in nats),
 ``corr_zz``/``corr_xx``/``corr_yy`` (time x site_i x site_j, those listed in
 ``output.correlations``), ``max_rank``, ``ranks`` (time x edge), ``trunc_error``, ``eta``,
@@ -53,6 +54,8 @@ from problems.spin_chain import (
     exact_dynamics,
     hamiltonian,
     initial_vectors,
+    lattice_bonds,
+    lattice_shape,
     magnetization_operator,
     neighbour_zz,
 )
@@ -144,7 +147,7 @@ class SpinChain(Evolution):
         series = [
             Var("mz", ("site",), long_name="<Z_k> of the normalized state"),
             Var("mz_mean", long_name="mean magnetization (1/d) sum_k <Z_k>"),
-            Var("zz", ("bond",), long_name="<Z_k Z_k+1> of the normalized state"),
+            Var("zz", ("bond",), long_name="<Z_i Z_j> of neighbours, normalized state"),
             Var("norm", long_name="norm of the state"),
             Var("energy", long_name="<H> of the normalized state"),
             Var("entropy", ("edge",), long_name="von Neumann entropy (nats) of the edge's cut"),
@@ -163,10 +166,10 @@ class SpinChain(Evolution):
         if _has_exact(cfg):
             series += [
                 Var("mz_exact", ("site",), long_name="exact <Z_k>"),
-                Var("zz_exact", ("bond",), long_name="exact <Z_k Z_k+1>"),
+                Var("zz_exact", ("bond",), long_name="exact <Z_i Z_j> of neighbours"),
                 Var("mz_mean_exact", long_name="exact mean magnetization"),
                 Var("error_mz_site", long_name="max over sites of |<Z_k> - exact|"),
-                Var("error_zz", long_name="max over bonds of |<Z_k Z_k+1> - exact|"),
+                Var("error_zz", long_name="max over bonds of |<Z_i Z_j> - exact|"),
                 Var("error_mz", long_name="|mz_mean - mz_mean_exact| (conserved by some models)"),
                 Var("error_entropy", long_name="max over edges of |entropy - exact|"),
                 *[
@@ -175,17 +178,32 @@ class SpinChain(Evolution):
                 ],
             ]
         tree = setup.tree
+        bonds = lattice_bonds(cfg.model)
+        lx, ly = lattice_shape(cfg.model)
+        sites = np.arange(tree.n_sites)
         return Layout(
             "time",
             series,
+            variables=[
+                (Var("bond_sites", ("bond", "pair"), dtype="int64"), np.asarray(bonds)),
+                (Var("site_x", ("site",), dtype="int64"), sites // ly),
+                (Var("site_y", ("site",), dtype="int64"), sites % ly),
+            ],
+            dims={"pair": 2},
             coords={
                 "site": (np.arange(tree.n_sites), "site of the chain"),
-                "bond": (np.arange(tree.n_sites - 1), "pair of neighbours (k, k+1)"),
+                "bond": (np.arange(len(bonds)), "pair of neighbours (bond_sites)"),
                 "edge": (np.asarray(tree.edges), "tree edge (id of its child node)"),
                 "site_i": (np.arange(tree.n_sites), "first site of a correlation"),
                 "site_j": (np.arange(tree.n_sites), "second site of a correlation"),
             },
-            attrs={"model": cfg.model.model, "integrator": cfg.solver.integrator},
+            attrs={
+                "model": cfg.model.model,
+                "lattice": cfg.model.lattice,
+                "lx": lx,
+                "ly": ly,
+                "integrator": cfg.solver.integrator,
+            },
         )
 
     def prepare(self, cfg: SpinChainRun, setup: Setup, first: int) -> dict[int, dict[str, Any]]:
@@ -248,7 +266,7 @@ class SpinChain(Evolution):
                 values[f"error_{key}"] = float(np.max(np.abs(values[key] - exact[key])))
             if info is not None and step % cfg.output.log_every == 0:
                 logger.info(
-                    "step %d: max error per site %.1e, of <Z_k Z_k+1> %.1e",
+                    "step %d: max error per site %.1e, of neighbour <Z_i Z_j> %.1e",
                     step,
                     values["error_mz_site"],
                     values["error_zz"],

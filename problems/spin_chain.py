@@ -33,7 +33,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,6 +54,8 @@ __all__ = [
     "hamiltonian",
     "initial_vectors",
     "magnetization_operator",
+    "lattice_bonds",
+    "lattice_shape",
     "neighbour_zz",
 ]
 
@@ -90,6 +92,7 @@ _CHUNK_NORM = 6.0
 
 Model = Literal["long_range_ising", "tfim", "xxz"]
 TreeKind = Literal["balanced_binary", "caterpillar"]
+Lattice = Literal["chain", "ladder", "square"]
 
 
 #: The couplings each model uses.
@@ -113,10 +116,18 @@ class SpinChainParams(Params):
         ``"long_range_ising"`` (arXiv 2412.00858, Sec. 5.1), ``"tfim"`` (TeNPy's
         ``TFIChain``) or ``"xxz"``; see the module docstring for the Hamiltonians.
     sites
-        Number of sites ``d`` (at least 2).
+        Number of sites ``d`` (at least 2); on a ladder or square lattice ``lx * ly``.
+    lattice
+        ``"chain"`` (open), ``"ladder"`` (``lx`` x 2) or ``"square"`` (``lx`` x ``ly``),
+        open boundaries; site ``(x, y)`` is ``k = x * ly + y``. The nearest-neighbour
+        models couple the lattice's bonds (:func:`lattice_bonds`); the long-range Ising
+        model decays with the Euclidean distance.
+    lx, ly
+        Extent of a ladder or square lattice (``ly = 2`` for a ladder); unused on a chain.
     tree
-        Tree of the state: ``"balanced_binary"`` (left half, right half, recursively) or
-        ``"caterpillar"`` (MPS-like).
+        Tree of the state: ``"balanced_binary"`` (the lattice bisected across its longer
+        extent, recursively: left half, right half on a chain) or ``"caterpillar"``
+        (MPS-like, along ``k``: the snake of a 2-D lattice).
     omega
         Long-range Ising: transverse field ``Omega`` of ``Omega X_k``.
     delta
@@ -140,7 +151,10 @@ class SpinChainParams(Params):
     """
 
     model: Model = param("long_range_ising", "Hamiltonian: long_range_ising, tfim or xxz")
-    sites: int = param(16, "number of sites d", ge=2)
+    sites: int = param(16, "number of sites d (lx * ly on a ladder or square lattice)", ge=2)
+    lattice: Lattice = param("chain", "lattice: chain, ladder (lx x 2) or square (lx x ly)")
+    lx: int = param(0, "ladder/square lattice: extent in x (sites = lx * ly)", ge=0)
+    ly: int = param(0, "square lattice: extent in y (2 on a ladder)", ge=0)
     tree: TreeKind = param("balanced_binary", "tree of the state: balanced_binary or caterpillar")
     omega: float = param(1.0, "long-range Ising: transverse field Omega (Omega X_k)")
     delta: float = param(1.0, "long-range Ising: detuning Delta (Delta n_k)")
@@ -154,6 +168,20 @@ class SpinChainParams(Params):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.lattice == "chain" and (self.lx or self.ly):
+            raise ConfigError(
+                "config keys 'lx'/'ly': the extents of a ladder or square lattice, not of "
+                "lattice 'chain' (set lattice = 'square' or 'ladder')"
+            )
+        if self.lattice == "ladder" and self.ly not in (0, 2):
+            raise ConfigError(f"config key 'ly': a ladder has ly = 2, got {self.ly}")
+        if self.lattice != "chain":
+            ly = 2 if self.lattice == "ladder" else self.ly
+            if self.lx < 1 or ly < 1 or self.lx * ly != self.sites:
+                raise ConfigError(
+                    f"config keys 'lx', 'ly', 'sites': a {self.lattice} lattice needs lx, ly "
+                    f">= 1 and sites = lx * ly, got lx={self.lx}, ly={ly}, sites={self.sites}"
+                )
         for f in dataclasses.fields(self):
             owners = [m for m, names in COUPLINGS.items() if f.name in names]
             if owners and self.model not in owners and getattr(self, f.name) != f.default:
@@ -213,6 +241,30 @@ def _check_finite(params: SpinChainParams, names: tuple[str, ...]) -> None:
             raise ValueError(f"{name}: expected a finite value, got {value}")
 
 
+def lattice_shape(params: SpinChainParams) -> tuple[int, int]:
+    """``(lx, ly)`` of the lattice: ``(sites, 1)`` for a chain, ``(lx, 2)`` for a ladder."""
+    if params.lattice == "chain":
+        return params.sites, 1
+    return params.lx, 2 if params.lattice == "ladder" else params.ly
+
+
+def lattice_bonds(params: SpinChainParams) -> list[tuple[int, int]]:
+    """Nearest-neighbour pairs ``(i, j)``, ``i < j``, of the open lattice.
+
+    On a chain ``(k, k + 1)``; on a ladder or square lattice the bonds along x, then
+    along y, each in order of ``i`` (site ``(x, y)`` is ``k = x * ly + y``).
+    """
+    lx, ly = lattice_shape(params)
+    along_x = [(x * ly + y, (x + 1) * ly + y) for x in range(lx - 1) for y in range(ly)]
+    along_y = [(x * ly + y, x * ly + y + 1) for x in range(lx) for y in range(ly - 1)]
+    return sorted(along_x + along_y)
+
+
+def _distance(params: SpinChainParams, i: int, j: int) -> float:
+    _, ly = lattice_shape(params)
+    return math.hypot(i // ly - j // ly, i % ly - j % ly)
+
+
 def hamiltonian(params: SpinChainParams) -> SumOfProducts:
     """The Hamiltonian of the chain as a sum of products of 2x2 matrices.
 
@@ -246,20 +298,20 @@ def hamiltonian(params: SpinChainParams) -> SumOfProducts:
         terms += [(params.omega, {k: PAULI_X}) for k in range(d)]
         terms += [(params.delta, {k: NUMBER}) for k in range(d)]
         terms += [
-            (params.nu * float(j - i) ** -params.alpha, {i: NUMBER, j: NUMBER})
+            (params.nu * _distance(params, i, j) ** -params.alpha, {i: NUMBER, j: NUMBER})
             for i in range(d)
             for j in range(i + 1, d)
         ]
     elif params.model == "tfim":
         _check_finite(params, ("j", "g"))
-        terms += [(-params.j, {i: PAULI_X, i + 1: PAULI_X}) for i in range(d - 1)]
+        terms += [(-params.j, {i: PAULI_X, j: PAULI_X}) for i, j in lattice_bonds(params)]
         terms += [(-params.g, {i: PAULI_Z}) for i in range(d)]
     elif params.model == "xxz":
         _check_finite(params, ("j", "jz", "hz"))
-        for i in range(d - 1):
-            terms.append((params.j, {i: PAULI_X, i + 1: PAULI_X}))
-            terms.append((-params.j, {i: _I_PAULI_Y, i + 1: _I_PAULI_Y}))
-            terms.append((params.j * params.jz, {i: PAULI_Z, i + 1: PAULI_Z}))
+        for i, j in lattice_bonds(params):
+            terms.append((params.j, {i: PAULI_X, j: PAULI_X}))
+            terms.append((-params.j, {i: _I_PAULI_Y, j: _I_PAULI_Y}))
+            terms.append((params.j * params.jz, {i: PAULI_Z, j: PAULI_Z}))
         terms += [(params.hz, {i: PAULI_Z}) for i in range(d)]
     else:  # pragma: no cover - Literal validation in SpinChainParams rejects other names
         raise ValueError(f"model: unknown model {params.model!r}")
@@ -282,9 +334,23 @@ def build_tree(params: SpinChainParams) -> Tree:
         :meth:`Tree.balanced_binary` or :meth:`Tree.caterpillar`.
     """
     _check_params(params)
-    if params.tree == "balanced_binary":
+    if params.tree == "caterpillar":
+        return Tree.caterpillar(params.sites, 2)
+    if params.lattice == "chain":
         return Tree.balanced_binary(params.sites, 2)
-    return Tree.caterpillar(params.sites, 2)
+    lx, ly = lattice_shape(params)
+    return Tree.from_nested(_bisect(range(lx), range(ly), ly), dims=2)
+
+
+def _bisect(xs: range, ys: range, ly: int) -> Any:
+    """Nested halves of the block ``xs`` x ``ys``, cut across its longer extent."""
+    if len(xs) * len(ys) == 1:
+        return xs[0] * ly + ys[0]
+    if len(xs) >= len(ys):
+        half = len(xs) // 2
+        return (_bisect(xs[:half], ys, ly), _bisect(xs[half:], ys, ly))
+    half = len(ys) // 2
+    return (_bisect(xs, ys[:half], ly), _bisect(xs, ys[half:], ly))
 
 
 def initial_vectors(params: SpinChainParams) -> list[np.ndarray]:
@@ -320,7 +386,10 @@ def magnetization_operator() -> np.ndarray:
 
 
 def neighbour_zz(params: SpinChainParams) -> list[SumOfProducts]:
-    """The nearest-neighbour correlation operators ``Z_k Z_{k+1}``, ``k = 0 .. sites - 2``.
+    """The nearest-neighbour correlation operators ``Z_i Z_j``, one per lattice bond.
+
+    On a chain ``Z_k Z_{k+1}``, ``k = 0 .. sites - 2``; on a lattice the pairs of
+    :func:`lattice_bonds`.
 
     Parameters
     ----------
@@ -335,7 +404,7 @@ def neighbour_zz(params: SpinChainParams) -> list[SumOfProducts]:
     _check_params(params)
     dims = (2,) * params.sites
     return [
-        SumOfProducts([(1.0, {k: PAULI_Z, k + 1: PAULI_Z})], dims) for k in range(params.sites - 1)
+        SumOfProducts([(1.0, {i: PAULI_Z, j: PAULI_Z})], dims) for i, j in lattice_bonds(params)
     ]
 
 
@@ -472,8 +541,9 @@ def exact_dynamics(
     signs = _z_signs(d)
     n_t = t.size
     mz = np.empty((n_t, d))
-    zz = np.empty((n_t, d - 1))
-    pair_signs = signs[:, :-1] * signs[:, 1:]
+    zz = np.empty((n_t, len(lattice_bonds(params))))
+    first, second = np.array(lattice_bonds(params)).T
+    pair_signs = signs[:, first] * signs[:, second]
     energy = np.empty(n_t)
     norm = np.empty(n_t)
     entropy = np.empty((n_t, len(cuts))) if cuts else None

@@ -22,6 +22,8 @@ from problems.spin_chain import (
     exact_dynamics,
     hamiltonian,
     initial_vectors,
+    lattice_bonds,
+    lattice_shape,
     magnetization_operator,
     pauli_correlations,
 )
@@ -354,3 +356,40 @@ def test_exact_dynamics_entropies_and_correlations_at_time_zero_and_refusals():
     )
     with pytest.raises(ValueError, match="correlations: expected 'xx', 'yy' or 'zz'"):
         exact_dynamics(params, np.array([0.0]), correlations=["zx"])
+
+
+def test_square_lattice_bonds_tree_and_hamiltonian():
+    params = SpinChainParams(model="tfim", lattice="square", lx=3, ly=2, sites=6, g=0.7)
+    # k = x * ly + y: bonds along x (k, k + 2) and along y (k, k + 1) within a column
+    assert lattice_bonds(params) == [(0, 1), (0, 2), (1, 3), (2, 3), (2, 4), (3, 5), (4, 5)]
+    assert lattice_shape(params) == (3, 2)
+    # the tree bisects the longer extent first: columns {0, 1} | {2, 3, 4, 5}, ...
+    assert build_tree(params).nested() == ((0, 1), ((2, 3), (4, 5)))
+    x, z = np.array([[0.0, 1.0], [1.0, 0.0]]), np.diag([1.0, -1.0])
+
+    def site(op, k):
+        return reduce(np.kron, [op if s == k else np.eye(2) for s in range(6)])
+
+    dense = -sum(site(x, i) @ site(x, j) for i, j in lattice_bonds(params))
+    dense = dense - 0.7 * sum(site(z, k) for k in range(6))
+    np.testing.assert_allclose(hamiltonian(params).to_sparse().toarray(), dense, atol=1e-14)
+    ladder = SpinChainParams(model="xxz", lattice="ladder", lx=3, sites=6)
+    assert lattice_bonds(ladder) == lattice_bonds(params)
+    # the long-range model decays with the Euclidean distance on the lattice
+    lr = SpinChainParams(lattice="square", lx=2, ly=2, sites=4, omega=0.0, delta=0.0, alpha=2.0)
+    diag = np.diag(hamiltonian(lr).to_sparse().toarray())
+    assert diag[0] == pytest.approx(2.0 * (4 * 1.0 + 2 * 0.5))  # 4 bonds at 1, 2 at sqrt 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"lattice": "square", "lx": 3, "ly": 3, "sites": 8}, "sites = lx \\* ly"),
+        ({"lattice": "square", "lx": 0, "ly": 3, "sites": 3}, "lx, ly >= 1"),
+        ({"lattice": "ladder", "lx": 2, "ly": 3, "sites": 6}, "a ladder has ly = 2"),
+        ({"lx": 2}, "'lx'/'ly': the extents of a ladder or square lattice"),
+    ],
+)
+def test_lattice_options_are_checked(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        SpinChainParams(**overrides)

@@ -98,3 +98,30 @@ def test_refusals():
     other = random_ttn(build_tree(SpinChainParams(sites=4, tree="caterpillar")), 2, rng=1)
     with pytest.raises(ValueError, match="op: expected a TTNO on the state's tree"):
         dmrg(op, other, TRUNC)
+
+
+@pytest.mark.parametrize(
+    ("g", "tree"),
+    [
+        (3.04, "balanced_binary"),
+        pytest.param(1.5, "balanced_binary", marks=pytest.mark.slow),
+        pytest.param(3.04, "caterpillar", marks=pytest.mark.slow),
+    ],
+)
+def test_tfim_on_the_4x4_square_lattice(g, tree):
+    """2-D TFIM, open 4 x 4 lattice, near the critical field (g_c ~ 3.04) and in the
+    ordered phase, on the tree that bisects the lattice and on the snake."""
+    params = SpinChainParams(
+        model="tfim", lattice="square", lx=4, ly=4, sites=16, j=1.0, g=g, tree=tree
+    )
+    tree_ = build_tree(params)
+    op = to_ttno(hamiltonian(params), tree_)
+    enrich = 0 if tree == "caterpillar" else 4
+    result = dmrg(
+        op, random_ttn(tree_, 4, rng=2), Truncation(atol=1e-9, max_rank=128), enrich=enrich
+    )
+    energy, vector = _exact_ground(params)
+    assert abs(result.energies[-1] - energy) <= 1e-8 * abs(energy)
+    xx = correlation_matrix(result.state, np.array([[0.0, 1.0], [1.0, 0.0]]))
+    np.testing.assert_allclose(xx[0], pauli_correlations(vector, "x")[0], atol=1e-6)
+    assert xx[0, 15] > 1e-3  # corner to corner, far above the tolerance: not a trivial check
