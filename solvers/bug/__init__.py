@@ -15,7 +15,7 @@ from solvers.bug.common import (
     StepInfo,
     register_integrator,
 )
-from solvers.bug.dmrg import GroundState, dmrg
+from solvers.bug.dmrg import GroundState, dmrg, imaginary_time
 from solvers.bug.integrators import augmented_bug_step, bug_step, parallel_bug_step
 from solvers.bug.midpoint import midpoint_bug_step
 from solvers.bug.params import BUGParams, Stepper, make_stepper
@@ -33,6 +33,7 @@ __all__ = [
     "augmented_bug_step",
     "bug_step",
     "dmrg",
+    "imaginary_time",
     "make_stepper",
     "midpoint_bug_step",
     "parallel_bug_step",

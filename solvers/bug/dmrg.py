@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from solvers.bug.common import LinearTreeRHS
+from solvers.bug.common import INTEGRATORS, LinearTreeRHS
 from solvers.bug.enrichment import enrich_bases
 from solvers.bug.tdvp2 import _TwoSiteSweep, complete_leaves
 from tensorsim._array_api import Array, array_namespace, to_float
@@ -30,7 +30,7 @@ from tensorsim.ttn.network import TTN, orthonormalize
 from tensorsim.ttn.observables import expectation
 from tensorsim.ttn.operator import TTNO
 
-__all__ = ["GroundState", "dmrg"]
+__all__ = ["GroundState", "dmrg", "imaginary_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,76 @@ def dmrg(
     return out
 
 
+def imaginary_time(
+    op: TTNO,
+    state: TTN,
+    trunc: Truncation,
+    *,
+    integrator: str = "tdvp2",
+    tau: float = 0.05,
+    max_steps: int = 2000,
+    energy_tol: float = 1e-12,
+    callback: Callable[[int, GroundState], None] | None = None,
+    **options: object,
+) -> GroundState:
+    """The ground state as the limit of ``exp(-tau k H) Y`` (renormalized every step).
+
+    The second route to ground states: ``dY/dtau = -H Y`` integrated by any registered
+    integrator (``"tdvp2"``, ``"tdvp"``, ``"augmented_bug"``, ...) with the state
+    renormalized after every step, until the energy changes by at most
+    ``energy_tol * max(1, |E|)`` from one step to the next. The fixed point carries the
+    integrator's error at ``tau`` (for the TDVP sweeps the splitting error of the
+    projector, a bias that shrinks with ``tau``); :func:`dmrg` has none.
+
+    Parameters
+    ----------
+    op, state, trunc
+        As :func:`dmrg`.
+    integrator
+        Name in :data:`solvers.bug.INTEGRATORS`.
+    tau
+        Imaginary-time step.
+    max_steps
+        Largest number of steps.
+    energy_tol
+        Stop criterion on the energy change per step.
+    callback
+        Called after every step with its number and the result so far.
+    **options
+        Further keywords of the integrator's step (``enrich``, ...).
+
+    Returns
+    -------
+    GroundState
+        One entry per *step* in ``energies``, ``variances``, ``discarded``, ``max_ranks``.
+    """
+    _check(op, state, max_steps, energy_tol, 0)
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"integrator: expected one of {sorted(INTEGRATORS)}, got {integrator!r}")
+    if not (isinstance(tau, int | float) and tau > 0 and math.isfinite(tau)):
+        raise ValueError(f"tau: expected a positive step, got {tau!r}")
+    step = INTEGRATORS[integrator]
+    rhs = LinearTreeRHS(op, factor=-1.0)
+    gram = gram_operator(op)
+    y = _normalized(orthonormalize(state))
+    out = GroundState(y)
+    for number in range(1, max_steps + 1):
+        y, info = step(y, (number - 1) * tau, tau, rhs=rhs, trunc=trunc, **options)
+        y = _normalized(y)
+        energy = expectation(y, op).real
+        out.state = y
+        out.energies.append(energy)
+        out.variances.append(max(expectation(y, gram).real - energy**2, 0.0))
+        out.discarded.append(info.trunc_error)
+        out.max_ranks.append(max(y.ranks().values()))
+        if callback is not None:
+            callback(number, out)
+        if number > 1 and abs(energy - out.energies[-2]) <= energy_tol * max(1.0, abs(energy)):
+            out.converged = True
+            break
+    return out
+
+
 class _GroundSweep(_TwoSiteSweep):
     """The two-site sweep with every pair optimized instead of evolved."""
 
@@ -189,6 +259,7 @@ def _normalized(y: TTN) -> TTN:
 
 
 def _check(op: TTNO, state: TTN, sweeps: int, energy_tol: float, enrich: int) -> None:
+    """Refuse what neither route can use (``sweeps`` is also the step count)."""
     if not isinstance(op, TTNO):
         raise TypeError(f"op: expected a TTNO, got {type(op).__name__}")
     if not isinstance(state, TTN):

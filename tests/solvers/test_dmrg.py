@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from problems.spin_chain import SpinChainParams, build_tree, hamiltonian, pauli_correlations
-from solvers.bug import dmrg
+from solvers.bug import dmrg, imaginary_time
 from tensorsim import Truncation
 from tensorsim.linalg import lowest_eigenpair
 from tensorsim.ttn import correlation_matrix, product_state, random_ttn
@@ -125,3 +125,29 @@ def test_tfim_on_the_4x4_square_lattice(g, tree):
     xx = correlation_matrix(result.state, np.array([[0.0, 1.0], [1.0, 0.0]]))
     np.testing.assert_allclose(xx[0], pauli_correlations(vector, "x")[0], atol=1e-6)
     assert xx[0, 15] > 1e-3  # corner to corner, far above the tolerance: not a trivial check
+
+
+@pytest.mark.parametrize(
+    ("integrator", "tree"),
+    [
+        ("tdvp2", "caterpillar"),
+        ("augmented_bug", "balanced_binary"),
+        pytest.param("tdvp", "balanced_binary", marks=pytest.mark.slow),
+    ],
+)
+def test_imaginary_time_reaches_the_ground_state(integrator, tree):
+    """The second route: exp(-tau H) by the time integrators, renormalized every step."""
+    params = SpinChainParams(model="xxz", sites=8, tree=tree, j=1.0, jz=1.0, hz=0.0)
+    op = to_ttno(hamiltonian(params), build_tree(params))
+    start = random_ttn(build_tree(params), 3, rng=4)
+    result = imaginary_time(op, start, TRUNC, integrator=integrator, tau=0.1)
+    energy, vector = _exact_ground(params)
+    assert result.converged
+    assert abs(result.energies[-1] - energy) <= 1e-8 * abs(energy)
+    assert result.energies[0] > result.energies[-1] + 0.1  # it did descend
+    zz = correlation_matrix(result.state, np.diag([1.0, -1.0]))
+    np.testing.assert_allclose(zz, pauli_correlations(vector, "z"), atol=1e-5)
+    with pytest.raises(ValueError, match="integrator: expected one of"):
+        imaginary_time(op, result.state, TRUNC, integrator="euler")
+    with pytest.raises(ValueError, match="tau: expected a positive step"):
+        imaginary_time(op, result.state, TRUNC, tau=-0.1)
