@@ -96,10 +96,18 @@ class Driver:
         The module docstring; its first line is the description shown by ``--help``.
     experiments
         The experiment, or command name -> experiment.
+    default
+        With several experiments: the command run when the first argument names none
+        (``python -m drivers.spin_chain`` evolves, ``... spin_chain ground`` finds a ground
+        state); its files need no ``command`` attribute.
     """
 
     def __init__(
-        self, name: str, doc: str | None, experiments: Experiment | Mapping[str, Experiment]
+        self,
+        name: str,
+        doc: str | None,
+        experiments: Experiment | Mapping[str, Experiment],
+        default: str | None = None,
     ) -> None:
         self.name = name
         self.prog = f"python -m drivers.{name}"
@@ -108,8 +116,13 @@ class Driver:
         if isinstance(experiments, Mapping):
             self.commands: dict[str, Experiment] | None = dict(experiments)
             self.experiment = None
+            if default is not None and default not in self.commands:
+                raise ValueError(f"default: {default!r} is not one of {sorted(self.commands)}")
         else:
             self.commands, self.experiment = None, experiments
+            if default is not None:
+                raise ValueError("default: only a driver with several experiments has one")
+        self.default = default
 
     def main(self, argv: Sequence[str] | None = None) -> dict[str, Any] | None:
         """Parse ``argv`` (``sys.argv[1:]`` when None) and run, continue or plot.
@@ -127,6 +140,13 @@ class Driver:
         if self.commands is None:
             return self._run(argv, self.experiment, self.prog, self.description)
         name = argv[0] if argv else ""
+        if self.default is not None and name not in self.commands:
+            others = ", ".join(c for c in self.commands if c != self.default)
+            description = (
+                f"{self.description}\n\nOther commands: {others} ('{self.prog} COMMAND "
+                f"--help' lists their options); '{self.prog} plot FILE' writes the plots."
+            )
+            return self._run(argv, self.commands[self.default], self.prog, description)
         if name in ("-h", "--help"):
             sys.stdout.write(self._usage() + "\n")
             raise SystemExit(0)
@@ -143,7 +163,7 @@ class Driver:
         ds, _ = open_run(path)
         experiment = self.experiment
         if experiment is None:
-            command = str(ds.attrs.get("command", ""))
+            command = str(ds.attrs.get("command", self.default or ""))
             if command not in self.commands:
                 raise ValueError(
                     f"{path}: not an output file of {self.prog} (its attribute 'command' is "

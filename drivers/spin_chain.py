@@ -10,6 +10,8 @@ on a balanced binary tree, T = 1, h = 0.01, absolute truncation tolerance 1e-8, 
     python -m drivers.spin_chain --set solver.substep=rk4 --set time.h=0.005
     python -m drivers.spin_chain --restart runs/spin_chain.nc     # continue a stopped run
     python -m drivers.spin_chain plot runs/spin_chain.nc          # PNG plots next to the file
+    python -m drivers.spin_chain ground --set model.model=xxz --set model.sites=32 \\
+        --set model.tree=caterpillar --set output.correlations='["zz"]'   # DMRG ground state
 
 The tables: ``model`` (:class:`problems.spin_chain.SpinChainParams`), ``solver`` (the
 integrator, truncation, local solver and initial rank, :class:`solvers.bug.BUGParams`),
@@ -29,6 +31,13 @@ nearest neighbours, the pairs in ``bond_sites``), ``norm``,
 bonds), ``error_entropy`` (max over edges) and ``error_corr_*``, the checks that count;
 ``mz_mean_exact`` and ``error_mz`` compare the mean, which the XXZ chain conserves. The
 state is checkpointed every ``output.checkpoint_every`` steps.
+
+``ground`` runs two-site DMRG (:func:`solvers.bug.dmrg`) from a random state on the same
+tree and writes, one record per sweep (the last is the result), ``energy``, ``variance``,
+``discarded``, ``max_rank``, ``ranks``, ``mz``, ``entropy`` and the correlation matrices
+asked for; for up to 16 sites also ``energy_exact``, ``error_energy`` (relative) and
+``error_corr_*`` against exact diagonalization. The final state is stored as the file's
+checkpoint.
 """
 
 from __future__ import annotations
@@ -43,26 +52,30 @@ from typing import Any
 import numpy as np
 
 from analysis.spin_chain import plots
-from drivers._base import Layout, Var
+from drivers._base import Experiment, Layout, Var
 from drivers._cli import Driver
 from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
+from drivers._layout import new_writer
 from problems.spin_chain import (
     MAX_EXACT_SITES,
     PAULIS,
     SpinChainParams,
     build_tree,
     exact_dynamics,
+    exact_ground_state,
     hamiltonian,
     initial_vectors,
     lattice_bonds,
     lattice_shape,
     magnetization_operator,
     neighbour_zz,
+    pauli_correlations,
 )
-from solvers.bug import BUGParams, LinearTreeRHS, StepInfo, make_stepper
+from solvers.bug import BUGParams, LinearTreeRHS, StepInfo, dmrg, make_stepper
 from solvers.evolution import EvolutionParams, record_steps
 from tensorsim._array_api import to_numpy
 from tensorsim.config import ConfigError, Params, param
+from tensorsim.linalg import Truncation
 from tensorsim.parallel import Executor
 from tensorsim.ttn import (
     TTN,
@@ -70,10 +83,11 @@ from tensorsim.ttn import (
     entanglement_entropies,
     expectation,
     local_expectations,
+    random_ttn,
 )
 from tensorsim.ttn.operator import to_ttno
 
-__all__ = ["SpinChain", "SpinChainRun", "main"]
+__all__ = ["GroundRun", "SpinChain", "SpinChainGround", "SpinChainRun", "main"]
 
 logger = logging.getLogger("drivers.spin_chain")
 
@@ -291,7 +305,188 @@ class SpinChain(Evolution):
     plots = staticmethod(plots)
 
 
-main = Driver("spin_chain", __doc__, SpinChain()).main
+@dataclass(frozen=True)
+class GroundSolver(Params):
+    """Two-site DMRG on the state tree (:func:`solvers.bug.dmrg`)."""
+
+    atol: float = param(1e-10, "2-norm of the singular values discarded per split", ge=0.0)
+    max_rank: int = param(128, "largest edge rank (bond dimension)", ge=1)
+    sweeps: int = param(30, "largest number of sweeps", ge=1)
+    energy_tol: float = param(
+        1e-12, "stop when two sweeps' energies differ by this (relative)", ge=0.0
+    )
+    enrich: int = param(4, "directions of H Y added to every edge basis before a sweep", ge=0)
+    initial_rank: int = param(4, "rank of the random start state", ge=1)
+    seed: int = param(0, "seed of the random start state")
+
+
+@dataclass(frozen=True)
+class GroundOutput(Params):
+    """Output file, correlations and the exact reference."""
+
+    path: str = param("runs/spin_chain_ground.nc", "output file")
+    correlations: tuple[str, ...] = param(
+        (), "correlation matrices to write: ['zz', 'xx', 'yy']", choices=("xx", "yy", "zz")
+    )
+    reference: bool = param(True, "exact diagonalization (up to 16 sites)")
+
+
+@dataclass(frozen=True)
+class GroundRun(Params):
+    """Configuration of ``python -m drivers.spin_chain ground``."""
+
+    model: SpinChainParams = param(SpinChainParams(), "the spin model and its lattice")
+    solver: GroundSolver = param(GroundSolver(), "DMRG truncation, sweeps and start state")
+    output: GroundOutput = param(GroundOutput(), "output file, correlations, exact reference")
+
+
+class SpinChainGround(Experiment):
+    """The ground state of the model by two-site DMRG, one record per sweep."""
+
+    config = GroundRun
+    help = "ground state by DMRG: energy, variance, mz, entropy, correlations per sweep"
+
+    def describe(self, cfg: GroundRun, n_ranks: int) -> str:
+        """Model, sites, lattice, tree, DMRG settings."""
+        m, s = cfg.model, cfg.solver
+        return (
+            f"ground state of {m.model} on a {m.lattice} of {m.sites} sites, {m.tree} tree, "
+            f"two-site DMRG (atol {s.atol:g}, ranks <= {s.max_rank}, enrich {s.enrich})"
+        )
+
+    def run(self, cfg: GroundRun, comm: Any, **_: Any) -> dict[str, Any]:
+        """Sweep until the energy settles; write every sweep; store the state."""
+        params, solver = cfg.model, cfg.solver
+        tree = build_tree(params)
+        op = to_ttno(hamiltonian(params), tree)
+        if not op.hermitian:
+            raise ValueError("model: the Hamiltonian is not Hermitian; a ground state needs one")
+        exact = None
+        if cfg.output.reference and params.sites <= MAX_EXACT_SITES and comm.rank == 0:
+            energy, vector = exact_ground_state(params)
+            corr = {n: pauli_correlations(vector, n[0]) for n in cfg.output.correlations}
+            exact = (energy, corr)
+        has_exact = cfg.output.reference and params.sites <= MAX_EXACT_SITES
+        out = new_writer(cfg.output.path, cfg, comm, self._layout(cfg, tree, has_exact))
+        start = time.perf_counter()
+
+        def record(number: int, result: Any) -> None:
+            y = result.state
+            ranks = y.ranks()
+            entropies = entanglement_entropies(y)
+            values: dict[str, Any] = {
+                "energy": result.energies[-1],
+                "variance": result.variances[-1],
+                "discarded": result.discarded[-1],
+                "max_rank": result.max_ranks[-1],
+                "ranks": np.asarray([ranks[e] for e in tree.edges], dtype=np.int64),
+                "mz": to_numpy(local_expectations(y, magnetization_operator())),
+                "entropy": np.array([entropies[e] for e in tree.edges]),
+                "wall_time": time.perf_counter() - start,
+            }
+            for name in cfg.output.correlations:
+                values[f"corr_{name}"] = to_numpy(correlation_matrix(y, PAULIS[name[0]]))
+            if exact is not None:
+                energy, corr = exact
+                values["error_energy"] = abs(values["energy"] - energy) / abs(energy)
+                for name in cfg.output.correlations:
+                    error = np.max(np.abs(values[f"corr_{name}"] - corr[name]))
+                    values[f"error_corr_{name}"] = float(error)
+            logger.info(
+                "sweep %d: E = %.12g, variance %.1e, max rank %d",
+                number,
+                values["energy"],
+                values["variance"],
+                values["max_rank"],
+            )
+            out.append(number, **values)
+
+        try:
+            result = dmrg(
+                op,
+                random_ttn(tree, solver.initial_rank, rng=solver.seed),
+                Truncation(atol=solver.atol, max_rank=solver.max_rank),
+                sweeps=solver.sweeps,
+                energy_tol=solver.energy_tol,
+                enrich=solver.enrich,
+                callback=record if comm.rank == 0 else None,
+            )
+            nodes = {node: to_numpy(t) for node, t in enumerate(result.state.tensors)}
+            attrs = {"sweep": len(result.energies), "energy": result.energies[-1]}
+            if exact is not None:
+                attrs["energy_exact"] = exact[0]
+            out.checkpoint({"nodes": nodes}, attrs=attrs)
+        except BaseException:
+            out.close(finished=False)
+            raise
+        out.close(finished=result.converged)
+        return {
+            "path": cfg.output.path,
+            "sweeps": len(result.energies),
+            "energy": result.energies[-1],
+            "variance": result.variances[-1],
+            "converged": result.converged,
+            "wall_time": time.perf_counter() - start,
+        }
+
+    def _layout(self, cfg: GroundRun, tree: Any, exact: bool) -> Layout:
+        series = [
+            Var("energy", long_name="<H> after the sweep"),
+            Var("variance", long_name="<H^2> - <H>^2 after the sweep"),
+            Var("discarded", long_name="2-norm of the singular values the sweep discarded"),
+            Var("max_rank", dtype="int64", long_name="largest edge rank"),
+            Var("ranks", ("edge",), dtype="int64", long_name="rank of every edge"),
+            Var("mz", ("site",), long_name="<Z_k>"),
+            Var("entropy", ("edge",), long_name="von Neumann entropy (nats) of the edge's cut"),
+            *[
+                Var(
+                    f"corr_{n}",
+                    ("site_i", "site_j"),
+                    long_name=f"<{n[0].upper()}_i {n[1].upper()}_j>",
+                )
+                for n in cfg.output.correlations
+            ],
+            Var("wall_time", units="s", long_name="wall time since the start"),
+        ]
+        if exact:
+            series += [
+                Var("error_energy", long_name="|energy - exact| / |exact|"),
+                *[
+                    Var(f"error_corr_{n}", long_name=f"max over i, j of |corr_{n} - exact|")
+                    for n in cfg.output.correlations
+                ],
+            ]
+        sites = np.arange(tree.n_sites)
+        return Layout(
+            "sweep",
+            series,
+            coords={
+                "site": (sites, "site"),
+                "edge": (np.asarray(tree.edges), "tree edge (id of its child node)"),
+                "site_i": (sites, "first site of a correlation"),
+                "site_j": (sites, "second site of a correlation"),
+            },
+            attrs={
+                "command": "ground",
+                "model": cfg.model.model,
+                "lattice": cfg.model.lattice,
+            },
+            record_units="1",
+        )
+
+    def summarize(self, summary: Mapping[str, Any]) -> str:
+        """Sweeps, energy, variance, the file."""
+        state = "converged" if summary["converged"] else "NOT converged"
+        return (
+            f"{summary['sweeps']} sweeps ({state}) in {summary['wall_time']:.1f} s, "
+            f"E = {summary['energy']:.12g}, variance {summary['variance']:.1e}; "
+            f"wrote {summary['path']}"
+        )
+
+
+main = Driver(
+    "spin_chain", __doc__, {"evolve": SpinChain(), "ground": SpinChainGround()}, default="evolve"
+).main
 
 if __name__ == "__main__":
     main()

@@ -93,3 +93,20 @@ def test_non_restartable_experiment_refuses_restart_options(capsys):
     with pytest.raises(SystemExit) as info:
         Driver("demo", "Demo.", Once()).main(["--restart", "x.nc"])
     assert info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_driver_with_a_default_command(capsys):
+    class Other(Demo):
+        help = "the other one"
+
+    driver = Driver("demo", "Demo driver.", {"go": Demo(), "other": Other()}, default="go")
+    assert driver.main(["--set", "name=z"])["cfg"].name == "z"  # no command: the default
+    assert driver.main(["other", "--set", "name=w"])["cfg"].name == "w"
+    with pytest.raises(SystemExit) as info:
+        driver.main(["--help"])
+    assert info.value.code == 0
+    assert "Other commands: other" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="default: 'stop' is not one of"):
+        Driver("demo", "Demo.", {"go": Demo()}, default="stop")
+    with pytest.raises(ValueError, match="default: only a driver with several experiments"):
+        Driver("demo", "Demo.", Demo(), default="go")

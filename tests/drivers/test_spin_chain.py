@@ -6,12 +6,16 @@ import numpy as np
 import pytest
 
 import drivers.spin_chain as driver
+from problems.spin_chain import SpinChainParams, build_tree, exact_ground_state, hamiltonian
 from solvers.bug import INTEGRATORS
 from tensorsim.config import ConfigError
 
 xr = pytest.importorskip("xarray")
 
+from tensorsim.io import read_checkpoint  # noqa: E402
 from tensorsim.testing import load_dataset  # noqa: E402
+from tensorsim.ttn import TTN, expectation  # noqa: E402
+from tensorsim.ttn.operator import to_ttno  # noqa: E402
 
 SMALL = [
     "--set", "model.sites=6",
@@ -177,3 +181,34 @@ def test_two_ranks_equal_serial(tmp_path, two_ranks):
     for name in a.data_vars:
         if not name.startswith("wall_"):
             np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)
+
+
+def test_ground_command_against_exact_diagonalization(tmp_path):
+    """``ground``: DMRG per sweep, the last record the result, the state in the file."""
+    out = tmp_path / "ground.nc"
+    summary = driver.main(
+        [
+            "ground",
+            "--set", "model.model=xxz",
+            "--set", "model.sites=10",
+            "--set", "model.tree=balanced_binary",
+            "--set", "output.correlations=['zz', 'xx']",
+            "--set", f"output.path={out}",
+        ]
+    )  # fmt: skip
+    assert summary["converged"]
+    ds = load_dataset(out)
+    assert ds.attrs["command"] == "ground" and ds.attrs["finished"] == 1
+    params = SpinChainParams(model="xxz", sites=10)
+    energy, _ = exact_ground_state(params)
+    assert abs(float(ds["energy"][-1]) - energy) < 1e-10 * abs(energy)
+    assert float(ds["error_energy"][-1]) < 1e-10
+    assert float(ds["error_corr_zz"][-1]) < 1e-6 and float(ds["error_corr_xx"][-1]) < 1e-6
+    assert float(ds["variance"][-1]) < 1e-8
+    assert float(ds["entropy"][-1].max()) > 0.5  # an entangled ground state
+    # the stored state is the ground state
+    checkpoint = read_checkpoint(out)
+    tree = build_tree(params)
+    state = TTN(tree, tuple(checkpoint.arrays[f"nodes/{n}"] for n in range(tree.n_nodes)))
+    op = to_ttno(hamiltonian(params), tree)
+    assert expectation(state, op).real == pytest.approx(energy, rel=1e-10)
