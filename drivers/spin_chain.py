@@ -67,6 +67,7 @@ from problems.spin_chain import (
     initial_vectors,
     lattice_bonds,
     lattice_shape,
+    load_state,
     magnetization_operator,
     neighbour_zz,
     pauli_correlations,
@@ -144,10 +145,14 @@ class SpinChain(Evolution):
         if not ttno.hermitian:
             raise ValueError("model: the Hamiltonian is not Hermitian; i dY/dt = H Y needs one")
         rhs = LinearTreeRHS(ttno, factor=-1j)
+        if params.initial_state:
+            state = load_state(params.initial_state, tree)
+        else:
+            state = cfg.solver.initial_state(tree, initial_vectors(params), dtype=np.complex128)
         return Setup(
             tree=tree,
             rhs=rhs,
-            state=cfg.solver.initial_state(tree, initial_vectors(params), dtype=np.complex128),
+            state=state,
             stepper=make_stepper(cfg.solver, rhs, executor=executor),
             monitor=lambda y: y.norm() ** 2,
             monitored="norm^2",
@@ -227,9 +232,13 @@ class SpinChain(Evolution):
         steps = record_steps(setup.n_steps, cfg.output.every)
         start = time.perf_counter()
         tree = setup.tree
+        start_vector = None
+        if cfg.model.initial_state:
+            start_vector = np.asarray(setup.state.to_dense()).reshape(-1)
         exact = exact_dynamics(
             cfg.model,
             np.asarray(steps, dtype=float) * setup.h,
+            start=start_vector,
             cuts=[tree.sites_below[e] for e in tree.edges],
             correlations=cfg.output.correlations,
         )

@@ -33,12 +33,13 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from tensorsim.config import ConfigError, Params, param
-from tensorsim.ttn import Tree
+from tensorsim.ttn import TTN, Tree, validate
 from tensorsim.ttn.operator import SumOfProducts
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "exact_ground_state",
     "hamiltonian",
     "initial_vectors",
+    "load_state",
     "magnetization_operator",
     "lattice_bonds",
     "lattice_shape",
@@ -149,6 +151,10 @@ class SpinChainParams(Params):
     initial
         Initial product state: ``"up"`` (every site in ``(1, 0)``, ``Z = +1``) or ``"neel"``
         (up, down, up, ... starting with up on site 0).
+    initial_state
+        A file whose checkpoint holds a state on the same tree (the output of
+        ``python -m drivers.spin_chain ground``): the start of a quench, instead of
+        ``initial`` (:func:`load_state`). Empty: the product state.
     """
 
     model: Model = param("long_range_ising", "Hamiltonian: long_range_ising, tfim or xxz")
@@ -166,6 +172,7 @@ class SpinChainParams(Params):
     jz: float = param(1.0, "XXZ: anisotropy jz (J jz Z_i Z_i+1)")
     hz: float = param(0.0, "XXZ: longitudinal field hz (hz Z_i)")
     initial: Literal["up", "neel"] = param("up", "initial product state: up or neel")
+    initial_state: str = param("", "start from the state stored in this file (a ground run)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -183,6 +190,11 @@ class SpinChainParams(Params):
                     f"config keys 'lx', 'ly', 'sites': a {self.lattice} lattice needs lx, ly "
                     f">= 1 and sites = lx * ly, got lx={self.lx}, ly={ly}, sites={self.sites}"
                 )
+        if self.initial_state and self.initial != "up":
+            raise ConfigError(
+                "config keys 'initial' and 'initial_state': give one start (the product "
+                "state 'initial' or the stored state 'initial_state'), not both"
+            )
         for f in dataclasses.fields(self):
             owners = [m for m, names in COUPLINGS.items() if f.name in names]
             if owners and self.model not in owners and getattr(self, f.name) != f.default:
@@ -463,6 +475,35 @@ def cut_entropy(psi: np.ndarray, sites: Sequence[int]) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def load_state(path: str | Path, tree: Tree) -> TTN:
+    """The state stored as the checkpoint of ``path``, on ``tree`` (complex128).
+
+    Raises
+    ------
+    ValueError
+        If the file holds no checkpoint, or its tensors do not fit ``tree`` (another
+        lattice, size or tree kind than the run that wrote it).
+    """
+    from tensorsim.io import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if checkpoint is None:
+        raise ValueError(f"initial_state: {path} holds no stored state (no checkpoint)")
+    try:
+        tensors = tuple(
+            np.asarray(checkpoint.arrays[f"nodes/{n}"], dtype=np.complex128)
+            for n in range(tree.n_nodes)
+        )
+        state = TTN(tree, tensors)
+        validate(state)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(
+            f"initial_state: the state in {path} does not fit this model's tree "
+            f"({tree.n_sites} sites): {exc}"
+        ) from None
+    return state
+
+
 def exact_ground_state(params: SpinChainParams) -> tuple[float, np.ndarray]:
     """The lowest eigenvalue and a normalised eigenvector of the chain's Hamiltonian.
 
@@ -489,6 +530,7 @@ def exact_dynamics(
     times: np.ndarray,
     *,
     vectors: Sequence[np.ndarray] | None = None,
+    start: np.ndarray | None = None,
     cuts: Sequence[Sequence[int]] = (),
     correlations: Sequence[str] = (),
 ) -> ExactResult:
@@ -512,6 +554,9 @@ def exact_dynamics(
     vectors
         The product state, one length-2 vector per site (any norm, complex allowed);
         default :func:`initial_vectors` of ``params``.
+    start
+        Instead of ``vectors``: the initial state vector itself (``2**sites`` entries,
+        site 0 the most significant), e.g. a ground state.
     cuts
         Sets of sites whose entanglement entropy with the rest is wanted at every time
         (:func:`cut_entropy`), e.g. ``tree.sites_below[edge]`` for every tree edge.
@@ -557,9 +602,14 @@ def exact_dynamics(
     for name in correlations:
         if name not in ("xx", "yy", "zz"):
             raise ValueError(f"correlations: expected 'xx', 'yy' or 'zz', got {name!r}")
-    psi = np.ones(1, dtype=np.complex128)
-    for v in vectors:
-        psi = np.kron(psi, np.asarray(v, dtype=np.complex128))
+    if start is not None:
+        psi = np.asarray(start, dtype=np.complex128).reshape(-1)
+        if psi.size != 2**d:
+            raise ValueError(f"start: expected 2**{d} = {2**d} entries, got {psi.size}")
+    else:
+        psi = np.ones(1, dtype=np.complex128)
+        for v in vectors:
+            psi = np.kron(psi, np.asarray(v, dtype=np.complex128))
     signs = _z_signs(d)
     n_t = t.size
     mz = np.empty((n_t, d))
