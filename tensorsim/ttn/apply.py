@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
-from tensorsim._array_api import Array, array_namespace
+from tensorsim._array_api import Array, array_namespace, device
 from tensorsim.einsum import einsum
 from tensorsim.linalg import Truncation
 from tensorsim.ttn.network import TTN, truncate
 from tensorsim.ttn.operator import TTNO
 from tensorsim.ttn.tree import Tree
 
-__all__ = ["adjoint", "apply_operator", "compose", "gram_operator"]
+__all__ = ["adjoint", "apply_operator", "compose", "gram_operator", "linear_combination"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +125,53 @@ def gram_operator(op: TTNO, *, rtol: float = 1e-13) -> TTNO:
     """``H^H H`` (Hermitian, positive semi-definite): ``<Y|H^H H|Y> = ||H Y||^2``."""
     product = compose(adjoint(op), op, rtol=rtol)
     return TTNO(product.tree, product.tensors, hermitian=True)
+
+
+def linear_combination(terms: Sequence[tuple[complex | float, TTNO]]) -> TTNO:
+    """``sum_k c_k H_k`` exactly, as the direct sum of the operators' bond spaces.
+
+    No rounding: every edge's bond dimension is the sum of the terms' (a time-dependent
+    ``H(t) = sum_k f_k(t) H_k`` is rebuilt every step this way, at the cost of a few
+    copies). Leaves stack their channels; inner nodes are block diagonal; the root carries
+    the coefficients. Hermitian when every term is and every coefficient is real.
+
+    Raises
+    ------
+    ValueError
+        If ``terms`` is empty or the operators live on different trees.
+    """
+    if not terms:
+        raise ValueError("terms: expected at least one (coefficient, TTNO) pair")
+    ops = [op for _, op in terms]
+    for op in ops:
+        _check_tree(op, ops[0].tree, "terms")
+    tree = ops[0].tree
+    xp = array_namespace(*[t for op in ops for t in op.tensors])
+    coefs = [c for c, _ in terms]
+    dtype = xp.result_type(*[t.dtype for op in ops for t in op.tensors])
+    if any(isinstance(c, complex) and c.imag != 0 for c in coefs):
+        dtype = xp.result_type(dtype, xp.complex64)
+    tensors = []
+    for node in range(tree.n_nodes):
+        parts = [xp.astype(op.tensors[node], dtype) for op in ops]
+        if tree.is_leaf(node):
+            tensors.append(xp.concat(parts, axis=0))
+            continue
+        root = node == tree.root
+        shape = [sum(p.shape[a] for p in parts) for a in range(parts[0].ndim)]
+        if root:
+            shape[0] = 1
+        out = xp.zeros(tuple(shape), dtype=dtype, device=device(parts[0]))
+        offsets = [0] * len(shape)
+        for c, part in zip(coefs, parts, strict=True):
+            index = tuple(
+                slice(0, 1) if root and a == 0 else slice(offsets[a], offsets[a] + part.shape[a])
+                for a in range(part.ndim)
+            )
+            out[index] = c * part if root else part
+            offsets = [o + part.shape[a] for a, o in enumerate(offsets)]
+        tensors.append(out)
+    hermitian = all(op.hermitian for op in ops) and all(
+        not isinstance(c, complex) or c.imag == 0 for c in coefs
+    )
+    return TTNO(tree, tuple(tensors), hermitian)
