@@ -378,6 +378,12 @@ class SpinChainGround(Experiment):
     def run(self, cfg: GroundRun, comm: Any, **_: Any) -> dict[str, Any]:
         """Sweep until the energy settles; write every sweep; store the state."""
         params, solver = cfg.model, cfg.solver
+        for key, default in (("initial", "up"), ("initial_state", ""), ("delta_rate", 0.0)):
+            if getattr(params, key) != default:
+                raise ConfigError(
+                    f"config key 'model.{key}': the ground command starts from a random "
+                    "state (solver.initial_rank, solver.seed) of a time-independent model"
+                )
         tree = build_tree(params)
         op = to_ttno(hamiltonian(params), tree)
         if not op.hermitian:

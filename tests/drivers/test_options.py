@@ -142,14 +142,28 @@ SPECS = {
         _set("model.sites=6", "time.t_end=0.2", "time.h=0.02", "output.checkpoint_every=3"),
         values={"solver.atol": "1e-3", "solver.rtol": "1e-2", "solver.max_rank": "3",
                 "solver.min_rank": "3", "time.max_growth": "1e-20", "output.every": "2",
-                "output.log_every": "2", "solver.enrich": "0", "solver.normal_rtol": "1e-9"},
+                "output.log_every": "2", "solver.enrich": "0", "solver.normal_rtol": "1e-9",
+                "model.initial_state": '"{tmp}/missing.nc"', "output.correlations": "['zz']"},
         context={**{f"model.{k}": _set(f"model.model={m}") for m, ks in
                     (("tfim", ("g",)), ("xxz", ("j", "jz", "hz"))) for k in ks},
                  "model.j": _set("model.model=tfim"),
                  "solver.enrich": _set("model.model=xxz", "model.initial=neel"),
+                 # the norm grows (the parallel BUG's dropped blocks, no step control)
+                 "time.max_growth": _set("solver.rejection=none"),
                  "solver.min_rank": _set("solver.integrator=augmented_bug", "solver.atol=0.05")},
         output_only={"output.path": "path", "output.checkpoint_every": "checkpoint",
                      "output.log_every": "log"},
+    ),
+    "spin_chain_ground": Spec(
+        "spin_chain",
+        ("ground", *_set("model.sites=6", "model.model=xxz")),
+        values={"solver.atol": "1e-3", "solver.max_rank": "2", "solver.sweeps": "1",
+                "solver.energy_tol": "0.5", "solver.enrich": "0",
+                "output.correlations": "['zz']", "model.initial_state": '"{tmp}/any.nc"'},
+        context={**{f"model.{k}": _set("model.model=long_range_ising") for k in
+                    ("omega", "delta", "delta_rate", "nu", "alpha")},
+                 "model.g": _set("model.model=tfim")},
+        output_only={"output.path": "path"},
     ),
     "radiative_transfer": Spec(
         "radiative_transfer",
@@ -434,7 +448,8 @@ def _cases() -> list[Any]:
     for name, spec in SPECS.items():
         module = importlib.import_module(f"drivers.{spec.module}")
         driver = module.main.__self__
-        experiment = driver.experiment or driver.commands[spec.argv[0]]
+        command = spec.argv[0] if spec.argv and spec.argv[0] in (driver.commands or {}) else None
+        experiment = driver.experiment or driver.commands[command or driver.default]
         overrides = [a for a in spec.argv if a != "--set" and "=" in a]
         cfg = experiment.load(None, overrides)
         marks = [pytest.mark.slow] if spec.slow else []
