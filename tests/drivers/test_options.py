@@ -157,12 +157,14 @@ SPECS = {
     "spin_chain_ground": Spec(
         "spin_chain",
         ("ground", *_set("model.sites=6", "model.model=xxz")),
-        values={"solver.atol": "1e-3", "solver.max_rank": "2", "solver.sweeps": "1",
+        values={"solver.atol": "0.3", "solver.max_rank": "2", "solver.sweeps": "1",
                 "solver.energy_tol": "0.5", "solver.enrich": "0",
                 "output.correlations": "['zz']", "model.initial_state": '"{tmp}/any.nc"'},
         context={**{f"model.{k}": _set("model.model=long_range_ising") for k in
                     ("omega", "delta", "delta_rate", "nu", "alpha")},
-                 "model.g": _set("model.model=tfim")},
+                 "model.g": _set("model.model=tfim"),
+                 # from a product state the sweeps take longer than two to settle
+                 "solver.energy_tol": _set("solver.initial_rank=1")},
         output_only={"output.path": "path"},
     ),
     "radiative_transfer": Spec(
