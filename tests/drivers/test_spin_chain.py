@@ -229,7 +229,7 @@ def test_quench_from_a_dmrg_ground_state(tmp_path):
             "--set", f"model.initial_state={ground}",
             "--set", "solver.integrator=tdvp2",
             "--set", "time.h=0.02",
-            "--set", "time.t_end=0.6",
+            "--set", "time.t_end=0.4",
             "--set", "output.every=5",
             "--set", f"output.path={out}",
         ]

@@ -103,7 +103,7 @@ def test_refusals():
 @pytest.mark.parametrize(
     ("g", "tree"),
     [
-        (3.04, "balanced_binary"),
+        pytest.param(3.04, "balanced_binary", marks=pytest.mark.slow),
         pytest.param(1.5, "balanced_binary", marks=pytest.mark.slow),
         pytest.param(3.04, "caterpillar", marks=pytest.mark.slow),
     ],
@@ -131,7 +131,7 @@ def test_tfim_on_the_4x4_square_lattice(g, tree):
     ("integrator", "tree"),
     [
         ("tdvp2", "caterpillar"),
-        ("augmented_bug", "balanced_binary"),
+        pytest.param("augmented_bug", "balanced_binary", marks=pytest.mark.slow),
         pytest.param("tdvp", "balanced_binary", marks=pytest.mark.slow),
     ],
 )
@@ -151,3 +151,15 @@ def test_imaginary_time_reaches_the_ground_state(integrator, tree):
         imaginary_time(op, result.state, TRUNC, integrator="euler")
     with pytest.raises(ValueError, match="tau: expected a positive step"):
         imaginary_time(op, result.state, TRUNC, tau=-0.1)
+
+
+def test_tfim_on_a_3x3_square_lattice_by_the_bisection_tree():
+    """The default-run version of the 4 x 4 check: 2-D TFIM, open 3 x 3, exact energy."""
+    params = SpinChainParams(model="tfim", lattice="square", lx=3, ly=3, sites=9, g=3.04)
+    tree = build_tree(params)
+    op = to_ttno(hamiltonian(params), tree)
+    result = dmrg(op, random_ttn(tree, 3, rng=2), TRUNC, enrich=4)
+    energy, vector = _exact_ground(params)
+    assert abs(result.energies[-1] - energy) <= 1e-10 * abs(energy)
+    xx = correlation_matrix(result.state, np.array([[0.0, 1.0], [1.0, 0.0]]))
+    np.testing.assert_allclose(xx, pauli_correlations(vector, "x"), atol=1e-6)

@@ -51,7 +51,7 @@ def _ramp_errors(integrator: str, tree: str, steps: tuple[float, ...], sites: in
     ("integrator", "tree", "sites"),
     [
         ("tdvp2", "caterpillar", 8),
-        ("midpoint_bug", "balanced_binary", 8),
+        pytest.param("midpoint_bug", "balanced_binary", 8, marks=pytest.mark.slow),
         pytest.param("tdvp", "balanced_binary", 8, marks=pytest.mark.slow),
         pytest.param("midpoint_bug", "balanced_binary", 12, marks=pytest.mark.slow),
         pytest.param("tdvp2", "caterpillar", 12, marks=pytest.mark.slow),
