@@ -48,13 +48,14 @@ def test_run_matches_exact_and_conserves(tmp_path):
     np.testing.assert_allclose(ds["mz"].mean("site"), ds["mz_mean"], atol=1e-14)
 
 
-def test_entropies_and_correlations_against_the_exact_state(tmp_path):
-    """XXZ Néel quench, 12 sites, two-site TDVP: every edge's entropy and the full ZZ and XX
+@pytest.mark.parametrize("sites", [8, pytest.param(12, marks=pytest.mark.slow)])
+def test_entropies_and_correlations_against_the_exact_state(tmp_path, sites):
+    """XXZ Néel quench, two-site TDVP: every edge's entropy and the full ZZ and XX
     matrices against the exact state vector (the file carries the errors)."""
     out = tmp_path / "corr.nc"
     driver.main(
         [
-            "--set", "model.sites=12",
+            "--set", f"model.sites={sites}",
             "--set", "model.model=xxz",
             "--set", "model.initial=neel",
             "--set", "model.tree=caterpillar",
@@ -67,11 +68,11 @@ def test_entropies_and_correlations_against_the_exact_state(tmp_path):
         ]
     )  # fmt: skip
     ds = load_dataset(out)
-    assert ds["corr_zz"].dims == ("time", "site_i", "site_j") and ds.sizes["site_i"] == 12
+    assert ds["corr_zz"].dims == ("time", "site_i", "site_j") and ds.sizes["site_i"] == sites
     assert ds["entropy"].dims == ("time", "edge")
     # the state entangles (the check is not on a product state) ...
     assert float(ds["entropy"].isel(time=-1).max()) > 0.3
-    assert float(abs(ds["corr_xx"].isel(time=-1) - np.eye(12)).max()) > 0.05
+    assert float(abs(ds["corr_xx"].isel(time=-1) - np.eye(sites)).max()) > 0.05
     # ... and matches the exact one to the integrator's accuracy
     assert float(ds["error_entropy"].max()) < 1e-6
     assert float(ds["error_corr_zz"].max()) < 1e-6
@@ -214,11 +215,12 @@ def test_ground_command_against_exact_diagonalization(tmp_path):
     assert expectation(state, op).real == pytest.approx(energy, rel=1e-10)
 
 
-def test_quench_from_a_dmrg_ground_state(tmp_path):
+@pytest.mark.parametrize("sites", [8, pytest.param(12, marks=pytest.mark.slow)])
+def test_quench_from_a_dmrg_ground_state(tmp_path, sites):
     """Ground state of the TFIM at g = 1.5 (``ground``), evolved at g = 0.5
     (``model.initial_state``): per site against exact dynamics from the same vector."""
     ground = tmp_path / "ground.nc"
-    common = ["--set", "model.model=tfim", "--set", "model.sites=12"]
+    common = ["--set", "model.model=tfim", "--set", f"model.sites={sites}"]
     common += ["--set", "model.tree=caterpillar"]
     driver.main(["ground", *common, "--set", "model.g=1.5", "--set", f"output.path={ground}"])
     out = tmp_path / "quench.nc"
