@@ -57,6 +57,7 @@ from drivers._cli import Driver
 from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
 from drivers._layout import new_writer
 from problems.spin_chain import (
+    CORRELATIONS,
     MAX_EXACT_SITES,
     PAULIS,
     SpinChainParams,
@@ -103,7 +104,7 @@ class SpinChainOutput(EvolutionOutput):
         (),
         "two-point correlation matrices to write, e.g. ['zz', 'xx']: corr_zz, corr_xx "
         "(time x site_i x site_j)",
-        choices=tuple(f"{p}{p}" for p in PAULIS),
+        choices=CORRELATIONS,
     )
 
 
@@ -121,6 +122,47 @@ class SpinChainRun(Params):
         SpinChainOutput("runs/spin_chain.nc", checkpoint_every=10),
         "output file, cadences, the exact reference (up to 16 sites) and correlations",
     )
+
+
+def _entanglement_vars(correlations: tuple[str, ...]) -> list[Var]:
+    """``entropy`` (edge) and one ``corr_<name>`` (site_i x site_j) per requested name."""
+    return [
+        Var("entropy", ("edge",), long_name="von Neumann entropy (nats) of the edge's cut"),
+        *[
+            Var(
+                f"corr_{name}",
+                ("site_i", "site_j"),
+                long_name=f"<{name[0].upper()}_i {name[1].upper()}_j> of the normalized state",
+            )
+            for name in correlations
+        ],
+    ]
+
+
+def _correlation_error_vars(correlations: tuple[str, ...]) -> list[Var]:
+    return [
+        Var(f"error_corr_{name}", long_name=f"max over i, j of |corr_{name} - exact|")
+        for name in correlations
+    ]
+
+
+def _entanglement(y: TTN, tree: Any, correlations: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Values of :func:`_entanglement_vars` for the state ``y``."""
+    entropies = entanglement_entropies(y)
+    values = {"entropy": np.array([entropies[e] for e in tree.edges])}
+    for name in correlations:
+        values[f"corr_{name}"] = to_numpy(correlation_matrix(y, PAULIS[name[0]]))
+    return values
+
+
+def _correlation_errors(
+    values: Mapping[str, Any], exact: Mapping[str, np.ndarray], correlations: tuple[str, ...]
+) -> dict[str, float]:
+    """``error_corr_<name>``: the largest deviation of each matrix from the exact one."""
+    return {
+        f"error_corr_{name}": float(np.max(np.abs(values[f"corr_{name}"] - exact[name])))
+        for name in correlations
+    }
 
 
 def _has_exact(cfg: SpinChainRun) -> bool:
@@ -181,15 +223,7 @@ class SpinChain(Evolution):
             Var("zz", ("bond",), long_name="<Z_i Z_j> of neighbours, normalized state"),
             Var("norm", long_name="norm of the state"),
             Var("energy", long_name="<H> of the normalized state"),
-            Var("entropy", ("edge",), long_name="von Neumann entropy (nats) of the edge's cut"),
-            *[
-                Var(
-                    f"corr_{name}",
-                    ("site_i", "site_j"),
-                    long_name=f"<{name[0].upper()}_i {name[1].upper()}_j> of the normalized state",
-                )
-                for name in cfg.output.correlations
-            ],
+            *_entanglement_vars(cfg.output.correlations),
             *STEP_SERIES,
             Var("wall_parallel", units="s", long_name="time in the parallel part"),
             Var("wall_serial", units="s", long_name="time in the serial glue"),
@@ -203,10 +237,7 @@ class SpinChain(Evolution):
                 Var("error_zz", long_name="max over bonds of |<Z_i Z_j> - exact|"),
                 Var("error_mz", long_name="|mz_mean - mz_mean_exact| (conserved by some models)"),
                 Var("error_entropy", long_name="max over edges of |entropy - exact|"),
-                *[
-                    Var(f"error_corr_{name}", long_name=f"max over i, j of |corr_{name} - exact|")
-                    for name in cfg.output.correlations
-                ],
+                *_correlation_error_vars(cfg.output.correlations),
             ]
         tree = setup.tree
         bonds = lattice_bonds(cfg.model)
@@ -262,7 +293,7 @@ class SpinChain(Evolution):
                 "mz": exact.mz[n],
                 "zz": exact.zz[n],
                 "entropy": exact.entropy[n],
-                **{f"corr_{name}": exact.corr[name][n] for name in cfg.output.correlations},
+                "corr": {name: exact.corr[name][n] for name in cfg.output.correlations},
             }
             for n, step in enumerate(steps)
         }
@@ -273,17 +304,14 @@ class SpinChain(Evolution):
         """Magnetizations, neighbour ``ZZ``, norm, energy, entropies, correlations, errors."""
         mz = to_numpy(local_expectations(y, magnetization_operator()))
         zz = np.array([expectation(y, o).real for o in setup.extra["zz"]])
-        entropies = entanglement_entropies(y)
         values: dict[str, Any] = {
             "mz": mz,
             "mz_mean": float(mz.mean()),
             "zz": zz,
             "norm": math.sqrt(y.norm() ** 2),
             "energy": expectation(y, setup.extra["hamiltonian"].at(step * setup.h)).real,
-            "entropy": np.array([entropies[e] for e in setup.tree.edges]),
+            **_entanglement(y, setup.tree, cfg.output.correlations),
         }
-        for name in cfg.output.correlations:
-            values[f"corr_{name}"] = to_numpy(correlation_matrix(y, PAULIS[name[0]]))
         exact = setup.reference.get(step)
         if exact is not None:
             mz_exact, zz_exact = exact["mz"], exact["zz"]
@@ -296,9 +324,7 @@ class SpinChain(Evolution):
                 error_mz=abs(float(mz.mean()) - float(mz_exact.mean())),
                 error_entropy=float(np.max(np.abs(values["entropy"] - exact["entropy"]))),
             )
-            for name in cfg.output.correlations:
-                key = f"corr_{name}"
-                values[f"error_{key}"] = float(np.max(np.abs(values[key] - exact[key])))
+            values.update(_correlation_errors(values, exact["corr"], cfg.output.correlations))
             if info is not None and step % cfg.output.log_every == 0:
                 logger.info(
                     "step %d: max error per site %.1e, of neighbour <Z_i Z_j> %.1e",
@@ -347,7 +373,7 @@ class GroundOutput(Params):
 
     path: str = param("runs/spin_chain_ground.nc", "output file")
     correlations: tuple[str, ...] = param(
-        (), "correlation matrices to write: ['zz', 'xx', 'yy']", choices=("xx", "yy", "zz")
+        (), "correlation matrices to write: ['zz', 'xx', 'yy']", choices=CORRELATIONS
     )
     reference: bool = param(True, "exact diagonalization (up to 16 sites)")
 
@@ -400,7 +426,6 @@ class SpinChainGround(Experiment):
         def record(number: int, result: Any) -> None:
             y = result.state
             ranks = y.ranks()
-            entropies = entanglement_entropies(y)
             values: dict[str, Any] = {
                 "energy": result.energies[-1],
                 "variance": result.variances[-1],
@@ -408,17 +433,13 @@ class SpinChainGround(Experiment):
                 "max_rank": result.max_ranks[-1],
                 "ranks": np.asarray([ranks[e] for e in tree.edges], dtype=np.int64),
                 "mz": to_numpy(local_expectations(y, magnetization_operator())),
-                "entropy": np.array([entropies[e] for e in tree.edges]),
+                **_entanglement(y, tree, cfg.output.correlations),
                 "wall_time": time.perf_counter() - start,
             }
-            for name in cfg.output.correlations:
-                values[f"corr_{name}"] = to_numpy(correlation_matrix(y, PAULIS[name[0]]))
             if exact is not None:
                 energy, corr = exact
                 values["error_energy"] = abs(values["energy"] - energy) / abs(energy)
-                for name in cfg.output.correlations:
-                    error = np.max(np.abs(values[f"corr_{name}"] - corr[name]))
-                    values[f"error_corr_{name}"] = float(error)
+                values.update(_correlation_errors(values, corr, cfg.output.correlations))
             logger.info(
                 "sweep %d: E = %.12g, variance %.1e, max rank %d",
                 number,
@@ -464,24 +485,13 @@ class SpinChainGround(Experiment):
             Var("max_rank", dtype="int64", long_name="largest edge rank"),
             Var("ranks", ("edge",), dtype="int64", long_name="rank of every edge"),
             Var("mz", ("site",), long_name="<Z_k>"),
-            Var("entropy", ("edge",), long_name="von Neumann entropy (nats) of the edge's cut"),
-            *[
-                Var(
-                    f"corr_{n}",
-                    ("site_i", "site_j"),
-                    long_name=f"<{n[0].upper()}_i {n[1].upper()}_j>",
-                )
-                for n in cfg.output.correlations
-            ],
+            *_entanglement_vars(cfg.output.correlations),
             Var("wall_time", units="s", long_name="wall time since the start"),
         ]
         if exact:
             series += [
                 Var("error_energy", long_name="|energy - exact| / |exact|"),
-                *[
-                    Var(f"error_corr_{n}", long_name=f"max over i, j of |corr_{n} - exact|")
-                    for n in cfg.output.correlations
-                ],
+                *_correlation_error_vars(cfg.output.correlations),
             ]
         sites = np.arange(tree.n_sites)
         return Layout(

@@ -43,6 +43,7 @@ from tensorsim.ttn import TTN, Tree, validate
 from tensorsim.ttn.operator import SumOfProducts
 
 __all__ = [
+    "CORRELATIONS",
     "MAX_EXACT_SITES",
     "NUMBER",
     "PAULI_X",
@@ -85,7 +86,10 @@ NUMBER = _constant([[1, 0], [0, 0]], np.float64)
 _I_PAULI_Y = _constant([[0, 1], [-1, 0]], np.float64)
 
 PAULIS = {"x": PAULI_X, "y": PAULI_Y, "z": PAULI_Z}
-"""The Pauli matrices by name (the correlation names ``"xx"``, ``"yy"``, ``"zz"``)."""
+"""The Pauli matrices by name."""
+
+CORRELATIONS = tuple(f"{p}{p}" for p in PAULIS)
+"""Names of the two-point correlation matrices: ``"xx"``, ``"yy"``, ``"zz"``."""
 
 MAX_EXACT_SITES = 16
 """Largest chain :func:`exact_dynamics` accepts (the state vector has ``2**sites`` entries)."""
@@ -651,7 +655,7 @@ def exact_dynamics(
     if len(vectors) != d or any(np.shape(v) != (2,) for v in vectors):
         raise ValueError(f"vectors: expected {d} vectors of length 2 (one per site)")
     for name in correlations:
-        if name not in ("xx", "yy", "zz"):
+        if name not in CORRELATIONS:
             raise ValueError(f"correlations: expected 'xx', 'yy' or 'zz', got {name!r}")
     if start is not None:
         psi = np.asarray(start, dtype=np.complex128).reshape(-1)

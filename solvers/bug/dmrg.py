@@ -199,7 +199,7 @@ def imaginary_time(
     GroundState
         One entry per *step* in ``energies``, ``variances``, ``discarded``, ``max_ranks``.
     """
-    _check(op, state, max_steps, energy_tol, 0)
+    _check(op, state, max_steps, energy_tol, 0, count_name="max_steps")
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator: expected one of {sorted(INTEGRATORS)}, got {integrator!r}")
     if not (isinstance(tau, int | float) and tau > 0 and math.isfinite(tau)):
@@ -258,8 +258,10 @@ def _normalized(y: TTN) -> TTN:
     return TTN(y.tree, tuple(tensors))
 
 
-def _check(op: TTNO, state: TTN, sweeps: int, energy_tol: float, enrich: int) -> None:
-    """Refuse what neither route can use (``sweeps`` is also the step count)."""
+def _check(
+    op: TTNO, state: TTN, count: int, energy_tol: float, enrich: int, count_name: str = "sweeps"
+) -> None:
+    """Refuse what neither route can use (``count`` is the sweeps or the steps)."""
     if not isinstance(op, TTNO):
         raise TypeError(f"op: expected a TTNO, got {type(op).__name__}")
     if not isinstance(state, TTN):
@@ -270,8 +272,8 @@ def _check(op: TTNO, state: TTN, sweeps: int, energy_tol: float, enrich: int) ->
         raise ValueError("op: expected a Hermitian operator (a ground state needs one)")
     if state.norm() == 0.0:
         raise ValueError("state: expected a nonzero start state")
-    if not (isinstance(sweeps, int) and not isinstance(sweeps, bool) and sweeps >= 1):
-        raise ValueError(f"sweeps: expected an integer >= 1, got {sweeps!r}")
+    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+        raise ValueError(f"{count_name}: expected an integer >= 1, got {count!r}")
     if not (energy_tol >= 0 and math.isfinite(energy_tol)):
         raise ValueError(f"energy_tol: expected a finite number >= 0, got {energy_tol!r}")
     if not (isinstance(enrich, int) and not isinstance(enrich, bool) and enrich >= 0):

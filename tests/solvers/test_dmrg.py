@@ -151,6 +151,8 @@ def test_imaginary_time_reaches_the_ground_state(integrator, tree):
         imaginary_time(op, result.state, TRUNC, integrator="euler")
     with pytest.raises(ValueError, match="tau: expected a positive step"):
         imaginary_time(op, result.state, TRUNC, tau=-0.1)
+    with pytest.raises(ValueError, match="max_steps: expected an integer >= 1"):
+        imaginary_time(op, result.state, TRUNC, max_steps=0)
 
 
 def test_tfim_on_a_3x3_square_lattice_by_the_bisection_tree():
