@@ -37,6 +37,9 @@ class Var:
         NumPy dtype name, or ``str`` for a label series.
     units, long_name
         CF attributes.
+    bulk
+        A series of large entries (matrices, fields) kept in set files written once
+        (:mod:`tensorsim.io.bulk`), so that long runs stay linear in their length.
     """
 
     name: str
@@ -44,6 +47,7 @@ class Var:
     dtype: Any = "float64"
     units: str | None = None
     long_name: str = ""
+    bulk: bool = False
 
 
 @dataclass
@@ -108,7 +112,12 @@ def new_writer(path: str | Path, cfg: Params, comm: Any, layout: Layout) -> Writ
         out.set_variable(var.name, var.dims, values, units=var.units, long_name=var.long_name)
     for var in layout.series:
         out.define_series(
-            var.name, var.dims, dtype=var.dtype, units=var.units, long_name=var.long_name
+            var.name,
+            var.dims,
+            dtype=var.dtype,
+            units=var.units,
+            long_name=var.long_name,
+            bulk=var.bulk,
         )
     return out
 
@@ -131,6 +140,12 @@ def write_records(
     never a part. Collective in the sense of :class:`tensorsim.io.Writer`: only rank 0
     writes.
     """
+    bulk = [var.name for var in layout.series if var.bulk]
+    if bulk:
+        raise ValueError(
+            f"write_records writes one finished file; the bulk series {bulk} need a writer "
+            "of their own (new_writer)"
+        )
     path = Path(path)
     partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
     names = [var.name for var in layout.series]

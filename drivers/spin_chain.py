@@ -133,6 +133,7 @@ def _entanglement_vars(correlations: tuple[str, ...]) -> list[Var]:
                 f"corr_{name}",
                 ("site_i", "site_j"),
                 long_name=f"<{name[0].upper()}_i {name[1].upper()}_j> of the normalized state",
+                bulk=True,
             )
             for name in correlations
         ],

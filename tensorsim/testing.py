@@ -98,15 +98,13 @@ def fold_slices(stacked: np.ndarray, k: int) -> np.ndarray:
 def load_dataset(path: Any) -> Any:
     """An output file read fully into memory as an ``xarray.Dataset`` (the file is closed).
 
-    ``xarray.open_dataset(path, engine="h5netcdf")``, loaded and closed, so that the file can
-    be rewritten or removed while the Dataset is in use (as the driver tests do).
+    :func:`tensorsim.io.open_run`'s dataset: the root group with the bulk series joined from
+    their set files, loaded, so that the files can be rewritten or removed while the Dataset
+    is in use (as the driver tests do).
     """
-    import xarray as xr
+    from tensorsim.io import open_run
 
-    ds = xr.open_dataset(path, engine="h5netcdf")
-    ds.load()
-    ds.close()
-    return ds
+    return open_run(path)[0]
 
 
 #: Names of wall-clock measurements in output files: ``wall_*``, ``seconds`` as a word

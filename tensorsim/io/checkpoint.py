@@ -268,17 +268,25 @@ def open_run(path: str | os.PathLike[str]) -> tuple[xarray.Dataset, Checkpoint |
     -------
     dataset : xarray.Dataset
         The root group, loaded into memory (the file is closed again): coordinates, static
-        variables, the series over the record dimension, and the run's attributes.
+        variables, the series over the record dimension, and the run's attributes; the bulk
+        series (:mod:`tensorsim.io.bulk`) joined from their set files over the same records.
     checkpoint : Checkpoint or None
         As from :func:`read_checkpoint`.
 
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist.
+        If ``path`` or a bulk set file it names does not exist.
     """
     import xarray
 
+    from tensorsim.io.bulk import read_bulk
+
     p = _existing(path)
     dataset = xarray.load_dataset(p, engine="h5netcdf")
+    unlimited = list(dataset.encoding.get("unlimited_dims", ()))
+    if len(unlimited) == 1:
+        record_dim = unlimited[0]
+        for name, variable in read_bulk(p, record_dim, dataset.sizes[record_dim]).items():
+            dataset[name] = variable
     return dataset, read_checkpoint(p)

@@ -29,8 +29,12 @@ killed writer is removed when the next writer for the same path starts (stale fi
 ``<name>.tmp-<digits>`` of that path only).
 
 Rewriting the whole file is cheap for what the writer is for: monitoring series (energies,
-norms, ranks, errors per step) and a checkpoint of the solver state. It is not for bulk data
-such as full fields at every step; write those to their own files.
+norms, ranks, errors per step) and a checkpoint of the solver state. Series that are bulk
+data (a correlation matrix or a field per record) are defined with ``bulk=True``: they go to
+set files of ``records_per_file`` records each, written once when full, and only the set
+being filled is rewritten with the file, so the cost of a record stays flat however long
+the run (:mod:`tensorsim.io.bulk`, with the same crash guarantees). :func:`open_run` joins
+them with the rest.
 
 MPI
 ---
@@ -72,6 +76,13 @@ from tensorsim.io._support import (
     variable_attrs,
     versions_string,
 )
+from tensorsim.io.bulk import (
+    BULK_GROUP,
+    BulkSeries,
+    record_array,
+    remove_sets,
+    write_series_variable,
+)
 from tensorsim.io.checkpoint import Checkpoint, StateEntry, flatten_state, read_state, write_state
 from tensorsim.parallel import rank_and_size
 
@@ -106,6 +117,9 @@ class Writer:
     attrs : Mapping, optional
         Further root attributes (str, int, float, bool as 0/1, or 1-D sequences of numbers).
         The managed names (``finished``, ``config``, ...) are not allowed.
+    records_per_file : int, optional
+        Records per set file of the bulk series (``define_series(..., bulk=True)``);
+        default: as many as make 16 MiB of bulk data.
 
     Raises
     ------
@@ -141,8 +155,9 @@ class Writer:
         comm: Any = None,
         config: str = "",
         attrs: Mapping[str, Any] | None = None,
+        records_per_file: int | None = None,
     ) -> None:
-        self._setup(path, record_dim, record_units, comm, config, attrs)
+        self._setup(path, record_dim, record_units, comm, config, attrs, records_per_file)
         if self._active:
             self._start()
 
@@ -156,6 +171,7 @@ class Writer:
         comm: Any,
         config: Any,
         attrs: Mapping[str, Any] | None,
+        records_per_file: Any = None,
     ) -> None:
         """Validate the arguments and set the in-memory contents (no file system access)."""
         rank, size = rank_and_size(comm)
@@ -170,6 +186,14 @@ class Writer:
         if not isinstance(config, str):
             raise TypeError(f"config must be the TOML text (str), got {type(config).__name__}")
         self._user_attrs = normalize_attrs(attrs, "attrs", reserved=MANAGED_ATTRS)
+        if records_per_file is not None and (
+            isinstance(records_per_file, bool)
+            or not isinstance(records_per_file, int | np.integer)
+            or records_per_file < 1
+        ):
+            raise ValueError(
+                f"records_per_file must be a positive int or None, got {records_per_file!r}"
+            )
         self._meta: dict[str, Any] = {
             "tensorsim_version": package_version("tensorsim") or "unknown",
             "git_commit": git_commit(),
@@ -184,11 +208,23 @@ class Writer:
         self._series: dict[str, Series] = {}
         self._records: list[int | float] = []
         self._state: tuple[dict[str, StateEntry], list[str], dict[str, Any], int] | None = None
+        self._bulk = BulkSeries(
+            self._path,
+            self._record_dim,
+            self._record_units,
+            self._coords,
+            self._meta,
+            None if records_per_file is None else int(records_per_file),
+        )
 
     def _start(self) -> None:
-        """Remove stale temporary files of this path and write the file for the first time."""
+        """Write the file; remove stale temporary files and the set files it does not keep.
+
+        The set files go after the file is written: the old file may still count on them.
+        """
         remove_stale_tmp(self._path)
         self._write()
+        remove_sets(self._path, self._bulk.first // self._bulk.records_per_file)
 
     def _usable(self) -> bool:
         """Return whether this rank writes; raise if the writer was closed."""
@@ -205,7 +241,7 @@ class Writer:
             "coordinate": self._coords,
             "dimension": self._dims.keys() - self._coords.keys(),
             "variable": self._vars,
-            "series": self._series,
+            "series": self._series.keys() | self._bulk.series.keys(),
         }
         for kind, names in kinds.items():
             if name in names and kind not in allow:
@@ -372,6 +408,7 @@ class Writer:
         dtype: Any = "float64",
         units: str | None = None,
         long_name: str | None = None,
+        bulk: bool = False,
     ) -> None:
         """Define a variable that gets one entry per record, over ``(record_dim, *dims)``.
 
@@ -396,11 +433,16 @@ class Writer:
             only with ``dims=()``).
         units, long_name : str, optional
             Attributes of the series.
+        bulk : bool, default False
+            Store the series in set files that are written once (:mod:`tensorsim.io.bulk`):
+            for large entries (matrices, fields) over long runs. Numeric only, and defined
+            before the first record.
 
         Raises
         ------
         TypeError, ValueError
-            If the name is taken, a dimension is unknown or the dtype is unsupported.
+            If the name is taken, a dimension is unknown or the dtype is unsupported, or a
+            bulk series is a str series or comes after the first record.
         """
         if not self._usable():
             return
@@ -413,6 +455,16 @@ class Writer:
             raise ValueError(f"series {name!r}: a str series holds one label per record (dims=())")
         self._check_free(name)
         series = Series(dims, shape, dt, attrs)
+        if bulk:
+            if dt.kind == "O":
+                raise ValueError(f"series {name!r}: a bulk series is numeric, not str")
+            if self._records:
+                raise ValueError(
+                    f"series {name!r}: define bulk series before the first record "
+                    f"({len(self._records)} appended)"
+                )
+            self._bulk.define(name, series)
+            return
         series.resize(len(self._records))
         self._series[name] = series
 
@@ -438,7 +490,7 @@ class Writer:
         """Convert and check the value of series ``name`` for one record."""
         if value is None:
             return None
-        series = self._series[name]
+        series = self._series.get(name) or self._bulk.series[name]
         if series.dtype.kind == "O":
             if not isinstance(value, str):
                 raise TypeError(
@@ -469,7 +521,8 @@ class Writer:
     def append(self, record: Any, /, **values: Any) -> None:
         """Add one record: the record coordinate value and values of defined series.
 
-        Only memory changes; :meth:`flush`, :meth:`checkpoint` or :meth:`close` write.
+        Only memory changes (:meth:`flush`, :meth:`checkpoint` or :meth:`close` write), except
+        that a record which fills a set of the bulk series writes that set's file.
 
         Parameters
         ----------
@@ -489,10 +542,11 @@ class Writer:
         """
         if not self._usable():
             return
-        unknown = sorted(set(values) - set(self._series))
+        defined = self._series.keys() | self._bulk.series.keys()
+        unknown = sorted(set(values) - defined)
         if unknown:
             raise ValueError(
-                f"unknown series {unknown} in append; defined series: {sorted(self._series)} "
+                f"unknown series {unknown} in append; defined series: {sorted(defined)} "
                 "(use define_series first)"
             )
         rec = self._record_value(record)
@@ -500,6 +554,8 @@ class Writer:
         self._records.append(rec)
         for name, series in self._series.items():
             series.append(converted.get(name))
+        if self._bulk.series:
+            self._bulk.append(rec, converted)
 
     # ------------------------------------------------------------- checkpoints
 
@@ -609,8 +665,7 @@ class Writer:
         n = len(self._records)
         if n:
             root.resize_dimension(self._record_dim, n)
-        ints = n > 0 and all(isinstance(r, int) for r in self._records)
-        records = np.asarray(self._records, dtype=np.int64 if ints else np.float64)
+        records = record_array(self._records)
         var = root.create_variable(
             self._record_dim, (self._record_dim,), dtype=records.dtype, data=records
         )
@@ -622,26 +677,9 @@ class Writer:
             for key, value in static.attrs.items():
                 var.attrs[key] = value
         for name, series in self._series.items():
-            if series.dtype.kind == "O":
-                var = root.create_variable(
-                    name,
-                    (self._record_dim,),
-                    dtype=h5py.string_dtype("utf-8"),
-                    data=series.data,
-                )
-            else:
-                # An integer series with no missing entry gets no _FillValue, so that
-                # xarray keeps it integer instead of decoding it to float with NaN.
-                missing = series.dtype.kind == "f" or bool(np.any(series.data == series.fill))
-                var = root.create_variable(
-                    name,
-                    (self._record_dim, *series.dims),
-                    dtype=series.dtype,
-                    data=series.data,
-                    fillvalue=series.fill if missing else None,
-                )
-            for key, value in series.attrs.items():
-                var.attrs[key] = value
+            write_series_variable(root, name, self._record_dim, series)
+        if self._bulk.series:
+            self._bulk.write_group(root)
         if self._state is not None:
             entries, groups, attrs, record = self._state
             write_state(root, entries, groups, attrs, record)
@@ -658,7 +696,8 @@ class Writer:
         ``config``, versions and user attributes are kept; ``mpi_size`` is updated) and the
         checkpoint are loaded. The series keep the records that the checkpoint covers and
         lose any later ones (they are produced again after the restart); a file without a
-        checkpoint keeps no records, since the run restarts from its beginning. Later
+        checkpoint keeps no records, since the run restarts from its beginning. Bulk series
+        keep their set files before the checkpoint's set; the later ones are removed. Later
         :meth:`append` calls continue the series. ``finished`` is 0 until :meth:`close`.
         The file is rewritten at once in this state.
 
@@ -775,6 +814,8 @@ class Writer:
                 self._coords[name] = static
             else:
                 self._vars[name] = static
+        if BULK_GROUP in root.groups:
+            self._bulk.load(root, keep)
         if found is None:
             return None
         checkpoint, entries, groups = found

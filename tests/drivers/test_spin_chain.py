@@ -95,14 +95,16 @@ def test_other_integrators(tmp_path, integrator):
 
 
 def test_restart_gives_the_uninterrupted_result(tmp_path):
+    """Also the bulk series (the correlation matrices, in set files) continue exactly."""
     full, part = tmp_path / "full.nc", tmp_path / "part.nc"
-    driver.main([*SMALL, "--set", f"output.path={full}"])
-    driver.main([*SMALL, "--set", f"output.path={part}", "--max-steps", "4"])
+    corr = ["--set", "output.correlations=['zz']"]
+    driver.main([*SMALL, *corr, "--set", f"output.path={full}"])
+    driver.main([*SMALL, *corr, "--set", f"output.path={part}", "--max-steps", "4"])
     assert load_dataset(part).attrs["finished"] == 0
     driver.main(["--restart", str(part)])
     a, b = load_dataset(full), load_dataset(part)
     assert b.attrs["finished"] == 1 and b.sizes["time"] == a.sizes["time"]
-    for name in ("mz", "zz", "norm", "energy", "ranks", "normal"):
+    for name in ("mz", "zz", "norm", "energy", "ranks", "normal", "corr_zz"):
         np.testing.assert_allclose(b[name].values, a[name].values, rtol=0, atol=1e-13)
     with pytest.raises(ConfigError, match="--restart"):
         driver.main(["--restart", str(part), "--set", "time.h=0.1"])

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import gc
-import os
-import signal
-import subprocess
 import sys
-import textwrap
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,28 +239,11 @@ while True:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_sigkill_leaves_consistent_file(tmp_path):
-    script = tmp_path / "kill_me.py"
-    script.write_text(textwrap.dedent(_KILL_SCRIPT))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+def test_sigkill_leaves_consistent_file(tmp_path, kill_after_ready):
     rng = np.random.default_rng(11)
     for trial in range(4):
         path = tmp_path / f"killed{trial}.nc"
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(path)], stdout=subprocess.PIPE, env=env
-        )
-        try:
-            assert proc.stdout.readline().strip() == b"ready"
-            time.sleep(rng.uniform(0.0, 0.3))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        assert proc.returncode == -signal.SIGKILL
+        kill_after_ready(_KILL_SCRIPT, path, rng.uniform(0.0, 0.3))
 
         ck = read_checkpoint(path)
         step = ck.attrs["step"]
