@@ -1,7 +1,7 @@
 """Spin-1/2 chains for tree tensor network time evolution, with exact references.
 
-Three open chains of ``d`` qubits are described declaratively (a :class:`SpinChainParams`
-configuration):
+Four open chains (or ladders, square lattices) of ``d`` qubits are described
+declaratively (a :class:`SpinChainParams` configuration):
 
 ``"long_range_ising"``
     The Rydberg-type long-range Ising chain of arXiv 2412.00858, Sec. 5.1,
@@ -13,10 +13,21 @@ configuration):
 ``"xxz"``
     The XXZ chain in a longitudinal field,
     ``H = J sum_i (X_i X_{i+1} + Y_i Y_{i+1} + jz Z_i Z_{i+1}) + hz sum_i Z_i``.
+``"j1j2"``
+    The J1-J2 Heisenberg model, exchange ``J1 = j`` on nearest and ``J2 = j2`` on
+    next-nearest neighbours (chain: ``(k, k + 1)`` and ``(k, k + 2)``; ladder and square
+    lattice: the bonds and the plaquette diagonals, :func:`next_nearest_bonds`),
+    ``H = J1 sum_<ij> (X_i X_j + Y_i Y_j + Z_i Z_j) + J2 sum_<<ij>> (X_i X_j + Y_i Y_j +
+    Z_i Z_j)``, the Pauli convention of the XXZ model (``X.X = 4 S.S``). At the
+    Majumdar-Ghosh point ``J2 = J1 / 2`` an open chain of even length has the dimer
+    product (singlets on ``(0, 1), (2, 3), ...``) as a ground state, energy
+    ``-3 J1 d / 2``.
 
 ``X, Y, Z`` are the Pauli matrices (not spin operators ``S = sigma / 2``). The local basis
 is ``(up, down)``: the first basis vector ``(1, 0)`` has ``Z = +1`` and ``n = 1``. The state
-is evolved by ``psi' = -i H psi``.
+is evolved by ``psi' = -i H psi``. The Hamiltonians are written with the named operators of
+:data:`tensorsim.ttn.SPIN_HALF` (:class:`tensorsim.ttn.ModelBuilder`); other site types
+(spin 1, hard-core bosons) and models: ``docs/physics.md``, "Building your own model".
 
 :func:`hamiltonian` gives a :class:`~tensorsim.ttn.operator.SumOfProducts`,
 :func:`build_tree` the tree, :func:`initial_vectors` the product initial state, and
@@ -39,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 
 from tensorsim.config import ConfigError, Params, param
-from tensorsim.ttn import TTN, Tree, validate
+from tensorsim.ttn import SPIN_HALF, TTN, ModelBuilder, Tree, validate
 from tensorsim.ttn.operator import SumOfProducts
 
 __all__ = [
@@ -62,6 +73,7 @@ __all__ = [
     "lattice_bonds",
     "lattice_shape",
     "neighbour_zz",
+    "next_nearest_bonds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,9 +94,6 @@ PAULI_Z = _constant([[1, 0], [0, -1]], np.float64)
 NUMBER = _constant([[1, 0], [0, 0]], np.float64)
 """Occupation ``n = diag(1, 0) = (1 + Z) / 2`` of arXiv 2412.00858 (read-only)."""
 
-# i * sigma_y, real: Y (x) Y = -(iY) (x) (iY) keeps the XXZ Hamiltonian real.
-_I_PAULI_Y = _constant([[0, 1], [-1, 0]], np.float64)
-
 PAULIS = {"x": PAULI_X, "y": PAULI_Y, "z": PAULI_Z}
 """The Pauli matrices by name."""
 
@@ -98,7 +107,7 @@ MAX_EXACT_SITES = 16
 # for computing the 1-norms of matrix powers in expm_multiply.
 _CHUNK_NORM = 6.0
 
-Model = Literal["long_range_ising", "tfim", "xxz"]
+Model = Literal["long_range_ising", "tfim", "xxz", "j1j2"]
 TreeKind = Literal["balanced_binary", "caterpillar"]
 Lattice = Literal["chain", "ladder", "square"]
 
@@ -108,6 +117,7 @@ COUPLINGS = {
     "long_range_ising": ("omega", "delta", "delta_rate", "nu", "alpha"),
     "tfim": ("j", "g"),
     "xxz": ("j", "jz", "hz"),
+    "j1j2": ("j", "j2"),
 }
 
 
@@ -122,13 +132,15 @@ class SpinChainParams(Params):
     ----------
     model
         ``"long_range_ising"`` (arXiv 2412.00858, Sec. 5.1), ``"tfim"`` (TeNPy's
-        ``TFIChain``) or ``"xxz"``; see the module docstring for the Hamiltonians.
+        ``TFIChain``), ``"xxz"`` or ``"j1j2"``; see the module docstring for the
+        Hamiltonians.
     sites
         Number of sites ``d`` (at least 2); on a ladder or square lattice ``lx * ly``.
     lattice
         ``"chain"`` (open), ``"ladder"`` (``lx`` x 2) or ``"square"`` (``lx`` x ``ly``),
         open boundaries; site ``(x, y)`` is ``k = x * ly + y``. The nearest-neighbour
-        models couple the lattice's bonds (:func:`lattice_bonds`); the long-range Ising
+        models couple the lattice's bonds (:func:`lattice_bonds`), the J1-J2 model also
+        its next-nearest neighbours (:func:`next_nearest_bonds`); the long-range Ising
         model decays with the Euclidean distance.
     lx, ly
         Extent of a ladder or square lattice (``ly = 2`` for a ladder); unused on a chain.
@@ -149,13 +161,17 @@ class SpinChainParams(Params):
         Long-range Ising: decay exponent ``alpha >= 0`` of the interaction.
     j
         TFIM: Ising coupling ``J`` of ``-J X_i X_{i+1}``; XXZ: exchange ``J`` of
-        ``J (X_i X_{i+1} + Y_i Y_{i+1} + jz Z_i Z_{i+1})``.
+        ``J (X_i X_{i+1} + Y_i Y_{i+1} + jz Z_i Z_{i+1})``; J1-J2: the nearest-neighbour
+        exchange ``J1`` of ``J1 (X_i X_j + Y_i Y_j + Z_i Z_j)``.
     g
         TFIM: transverse field ``g`` of ``-g Z_i``.
     jz
         XXZ: anisotropy ``jz``.
     hz
         XXZ: longitudinal field ``hz`` of ``hz Z_i``.
+    j2
+        J1-J2: the next-nearest-neighbour exchange ``J2`` (``0.5``: the Majumdar-Ghosh
+        point of the chain, with ``j = 1``).
     initial
         Initial product state: ``"up"`` (every site in ``(1, 0)``, ``Z = +1``) or ``"neel"``
         (up, down, up, ... starting with up on site 0).
@@ -165,7 +181,7 @@ class SpinChainParams(Params):
         ``initial`` (:func:`load_state`). Empty: the product state.
     """
 
-    model: Model = param("long_range_ising", "Hamiltonian: long_range_ising, tfim or xxz")
+    model: Model = param("long_range_ising", "Hamiltonian: long_range_ising, tfim, xxz or j1j2")
     sites: int = param(16, "number of sites d (lx * ly on a ladder or square lattice)", ge=2)
     lattice: Lattice = param("chain", "lattice: chain, ladder (lx x 2) or square (lx x ly)")
     lx: int = param(0, "ladder/square lattice: extent in x (sites = lx * ly)", ge=0)
@@ -176,10 +192,11 @@ class SpinChainParams(Params):
     delta_rate: float = param(0.0, "long-range Ising: ramp, Delta(t) = delta + delta_rate t")
     nu: float = param(2.0, "long-range Ising: interaction nu (nu |i-j|^-alpha n_i n_j)")
     alpha: float = param(1.0, "long-range Ising: interaction decay exponent alpha", ge=0.0)
-    j: float = param(1.0, "TFIM: coupling J (-J X_i X_i+1); XXZ: exchange J")
+    j: float = param(1.0, "TFIM: coupling J (-J X_i X_i+1); XXZ: exchange J; J1-J2: J1")
     g: float = param(1.5, "TFIM: transverse field g (-g Z_i)")
     jz: float = param(1.0, "XXZ: anisotropy jz (J jz Z_i Z_i+1)")
     hz: float = param(0.0, "XXZ: longitudinal field hz (hz Z_i)")
+    j2: float = param(0.5, "J1-J2: next-nearest-neighbour exchange J2")
     initial: Literal["up", "neel"] = param("up", "initial product state: up or neel")
     initial_state: str = param("", "start from the state stored in this file (a ground run)")
 
@@ -303,6 +320,27 @@ def lattice_bonds(params: SpinChainParams) -> list[tuple[int, int]]:
     return sorted(along_x + along_y)
 
 
+def next_nearest_bonds(params: SpinChainParams) -> list[tuple[int, int]]:
+    """Next-nearest-neighbour pairs ``(i, j)``, ``i < j``, of the open lattice (J1-J2).
+
+    On a chain ``(k, k + 2)``; on a ladder or square lattice the two diagonals of every
+    plaquette, ``(x, y)-(x + 1, y + 1)`` and ``(x, y + 1)-(x + 1, y)``, in order of ``i``.
+    """
+    lx, ly = lattice_shape(params)
+    if params.lattice == "chain":
+        return [(k, k + 2) for k in range(lx - 2)]
+    pairs = [
+        pair
+        for x in range(lx - 1)
+        for y in range(ly - 1)
+        for pair in (
+            (x * ly + y, (x + 1) * ly + y + 1),
+            (x * ly + y + 1, (x + 1) * ly + y),
+        )
+    ]
+    return sorted(pairs)
+
+
 def _distance(params: SpinChainParams, i: int, j: int) -> float:
     _, ly = lattice_shape(params)
     return math.hypot(i // ly - j // ly, i % ly - j % ly)
@@ -311,9 +349,11 @@ def _distance(params: SpinChainParams, i: int, j: int) -> float:
 def hamiltonian(params: SpinChainParams) -> SumOfProducts:
     """The Hamiltonian of the chain as a sum of products of 2x2 matrices.
 
-    Terms with a zero coefficient are left out (a Hamiltonian that is zero altogether is
-    the single term ``0 * identity``). All three models are real: the XXZ ``Y_i Y_{i+1}``
-    coupling is written as ``-(iY)_i (iY)_{i+1}`` with the real matrix ``iY``.
+    Built from named operators by :class:`~tensorsim.ttn.ModelBuilder` on
+    :data:`~tensorsim.ttn.SPIN_HALF` sites. Terms with a zero coefficient are left out (a
+    Hamiltonian that is zero altogether is the single term ``0 * identity``). All four
+    models are real: the ``Y_i Y_j`` coupling of the XXZ and J1-J2 models is kept as
+    ``-(iY)_i (iY)_j`` with the real matrix ``iY``.
 
     Parameters
     ----------
@@ -335,32 +375,41 @@ def hamiltonian(params: SpinChainParams) -> SumOfProducts:
     """
     _check_params(params)
     d = params.sites
-    terms: list[tuple[float, dict[int, np.ndarray]]] = []
+    model = ModelBuilder(SPIN_HALF, d)
     if params.model == "long_range_ising":
         _check_finite(params, ("omega", "delta", "nu", "alpha"))
-        terms += [(params.omega, {k: PAULI_X}) for k in range(d)]
-        terms += [(params.delta, {k: NUMBER}) for k in range(d)]
-        terms += [
-            (params.nu * _distance(params, i, j) ** -params.alpha, {i: NUMBER, j: NUMBER})
-            for i in range(d)
-            for j in range(i + 1, d)
-        ]
+        model.add_onsite(params.omega, "X")
+        model.add_onsite(params.delta, "N")
+        for i in range(d):
+            for j in range(i + 1, d):
+                model.add(params.nu * _distance(params, i, j) ** -params.alpha, "N", i, "N", j)
     elif params.model == "tfim":
         _check_finite(params, ("j", "g"))
-        terms += [(-params.j, {i: PAULI_X, j: PAULI_X}) for i, j in lattice_bonds(params)]
-        terms += [(-params.g, {i: PAULI_Z}) for i in range(d)]
+        model.add_coupling(-params.j, "X", "X", lattice_bonds(params))
+        model.add_onsite(-params.g, "Z")
     elif params.model == "xxz":
         _check_finite(params, ("j", "jz", "hz"))
-        for i, j in lattice_bonds(params):
-            terms.append((params.j, {i: PAULI_X, j: PAULI_X}))
-            terms.append((-params.j, {i: _I_PAULI_Y, j: _I_PAULI_Y}))
-            terms.append((params.j * params.jz, {i: PAULI_Z, j: PAULI_Z}))
-        terms += [(params.hz, {i: PAULI_Z}) for i in range(d)]
+        _exchange(model, params.j, lattice_bonds(params), params.jz)
+        model.add_onsite(params.hz, "Z")
+    elif params.model == "j1j2":
+        _check_finite(params, ("j", "j2"))
+        _exchange(model, params.j, lattice_bonds(params))
+        _exchange(model, params.j2, next_nearest_bonds(params))
     else:  # pragma: no cover - Literal validation in SpinChainParams rejects other names
         raise ValueError(f"model: unknown model {params.model!r}")
-    terms = [(c, f) for c, f in terms if c != 0.0] or [(0.0, {})]
-    logger.debug("%s hamiltonian on %d sites: %d terms", params.model, d, len(terms))
-    return SumOfProducts(terms, dims=(2,) * d)
+    op = model.operator()
+    logger.debug("%s hamiltonian on %d sites: %d terms", params.model, d, len(op.terms))
+    return op
+
+
+def _exchange(
+    model: ModelBuilder, j: float, bonds: list[tuple[int, int]], jz: float = 1.0
+) -> None:
+    """``j (X_i X_j + Y_i Y_j + jz Z_i Z_j)`` on every bond, the three terms bond by bond."""
+    for bond in bonds:
+        model.add_coupling(j, "X", "X", [bond])
+        model.add_coupling(j, "Y", "Y", [bond])  # kept real: -(iY)_i (iY)_j
+        model.add_coupling(j * jz, "Z", "Z", [bond])
 
 
 def build_tree(params: SpinChainParams) -> Tree:

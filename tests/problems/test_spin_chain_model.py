@@ -20,15 +20,20 @@ from problems.spin_chain import (
     build_tree,
     cut_entropy,
     exact_dynamics,
+    exact_ground_state,
     hamiltonian,
     initial_vectors,
     lattice_bonds,
     lattice_shape,
     magnetization_operator,
+    next_nearest_bonds,
     pauli_correlations,
 )
+from solvers.bug import dmrg
+from tensorsim import Truncation
 from tensorsim.config import ConfigError
-from tensorsim.ttn import Tree
+from tensorsim.ttn import Tree, random_ttn
+from tensorsim.ttn.operator import to_ttno
 
 # Written out here, independent of the module's constants.
 I2 = np.eye(2)
@@ -39,7 +44,7 @@ N = np.array([[1.0, 0.0], [0.0, 0.0]])
 UP = np.array([1.0, 0.0])
 DOWN = np.array([0.0, 1.0])
 
-MODELS = ("long_range_ising", "tfim", "xxz")
+MODELS = ("long_range_ising", "tfim", "xxz", "j1j2")
 
 
 def embed(ops: dict[int, np.ndarray], d: int) -> np.ndarray:
@@ -61,7 +66,7 @@ def dense_hamiltonian(p: SpinChainParams) -> np.ndarray:
             h -= p.j * embed({i: X, i + 1: X}, d)
         for i in range(d):
             h -= p.g * embed({i: Z}, d)
-    else:
+    elif p.model == "xxz":
         for i in range(d - 1):
             h += p.j * (
                 embed({i: X, i + 1: X}, d)
@@ -70,6 +75,10 @@ def dense_hamiltonian(p: SpinChainParams) -> np.ndarray:
             )
         for i in range(d):
             h += p.hz * embed({i: Z}, d)
+    else:  # j1j2: Heisenberg exchange j on (i, i + 1) and j2 on (i, i + 2)
+        for step, coupling in ((1, p.j), (2, p.j2)):
+            for i in range(d - step):
+                h += coupling * sum(embed({i: P, i + step: P}, d) for P in (X, Y, Z))
     return h
 
 
@@ -79,6 +88,7 @@ def params_for(model: str, d: int, **kw) -> SpinChainParams:
         "long_range_ising": {"omega": 0.7, "delta": -0.4, "nu": 1.3, "alpha": 1.5},
         "tfim": {"j": 0.8, "g": 1.3},
         "xxz": {"j": 0.9, "jz": -0.6, "hz": 0.35},
+        "j1j2": {"j": 0.9, "j2": -0.4},
     }[model]
     return SpinChainParams(model=model, sites=d, **{**couplings, **kw})
 
@@ -120,6 +130,9 @@ def test_hamiltonian_term_counts_and_zero_terms():
     assert len(hamiltonian(SpinChainParams(model="tfim", sites=d)).terms) == 2 * d - 1
     # hz = 0: the field terms are left out
     assert len(hamiltonian(SpinChainParams(model="xxz", sites=d)).terms) == 3 * (d - 1)
+    j1j2 = SpinChainParams(model="j1j2", sites=d)
+    assert len(hamiltonian(j1j2).terms) == 3 * (d - 1) + 3 * (d - 2)
+    assert len(hamiltonian(SpinChainParams(model="j1j2", sites=d, j2=0.0)).terms) == 3 * (d - 1)
     zero = hamiltonian(SpinChainParams(model="tfim", sites=3, j=0.0, g=0.0))
     assert abs(zero.to_sparse()).max() == 0.0
 
@@ -142,6 +155,30 @@ def test_params_validation():
         SpinChainParams(model="tfim", jz=0.5)
     with pytest.raises(ConfigError, match="'omega'"):
         SpinChainParams(model="xxz", omega=2.0)
+    with pytest.raises(ConfigError, match="'j2': a coupling of model 'j1j2', not of model 'xxz'"):
+        SpinChainParams(model="xxz", j2=0.3)
+    with pytest.raises(ConfigError, match="'jz': a coupling of model 'xxz', not of model 'j1j2'"):
+        SpinChainParams(model="j1j2", jz=0.5)
+    assert SpinChainParams(model="j1j2", j=2.0, j2=0.3).j == 2.0  # j is shared
+    with pytest.raises(ValueError, match="j2: expected a finite value"):
+        hamiltonian(SpinChainParams(model="j1j2", sites=3, j2=math.nan))
+
+
+def test_builder_keeps_the_hand_written_terms_to_the_bit():
+    """The models come from tensorsim.ttn.ModelBuilder; the XXZ terms are the ones written
+    out by hand (YY as -(iY)(iY) with the real iY), coefficient and matrix bit for bit."""
+    p = SpinChainParams(model="xxz", sites=3, j=0.9, jz=-0.6, hz=0.35)
+    iy = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    want = []
+    for i, j in ((0, 1), (1, 2)):
+        want += [(0.9, {i: X, j: X}), (-0.9, {i: iy, j: iy}), (0.9 * -0.6, {i: Z, j: Z})]
+    want += [(0.35, {k: Z}) for k in range(3)]
+    got = hamiltonian(p).terms
+    assert len(got) == len(want)
+    for (c, f), (c_want, f_want) in zip(got, want, strict=True):
+        assert type(c) is float and c == c_want and list(f) == list(f_want)
+        for site, m in f.items():
+            assert m.dtype == np.float64 and m.tobytes() == f_want[site].tobytes()
 
 
 # ------------------------------------------------------------------ tree and initial state
@@ -393,3 +430,58 @@ def test_square_lattice_bonds_tree_and_hamiltonian():
 def test_lattice_options_are_checked(overrides, match):
     with pytest.raises(ConfigError, match=match):
         SpinChainParams(**overrides)
+
+
+# ------------------------------------------------------------------ J1-J2
+
+
+def test_next_nearest_bonds_and_the_square_j1j2_hamiltonian():
+    chain = SpinChainParams(model="j1j2", sites=5)
+    assert next_nearest_bonds(chain) == [(0, 2), (1, 3), (2, 4)]
+    square = SpinChainParams(model="j1j2", lattice="square", lx=3, ly=2, sites=6, j=0.8, j2=0.3)
+    # k = x * ly + y: the two diagonals of the plaquettes {0, 1, 2, 3} and {2, 3, 4, 5}
+    assert next_nearest_bonds(square) == [(0, 3), (1, 2), (2, 5), (3, 4)]
+    ladder = SpinChainParams(model="j1j2", lattice="ladder", lx=3, sites=6)
+    assert next_nearest_bonds(ladder) == next_nearest_bonds(square)
+    three = SpinChainParams(model="j1j2", lattice="square", lx=3, ly=3, sites=9)
+    assert len(next_nearest_bonds(three)) == 8 and len(lattice_bonds(three)) == 12
+    dense = np.zeros((64, 64), dtype=complex)
+    for coupling, bonds in ((0.8, lattice_bonds(square)), (0.3, next_nearest_bonds(square))):
+        for i, j in bonds:
+            dense += coupling * sum(embed({i: P, j: P}, 6) for P in (X, Y, Z))
+    np.testing.assert_allclose(hamiltonian(square).to_sparse().toarray(), dense, atol=1e-14)
+
+
+def test_majumdar_ghosh_chain_has_the_dimer_ground_state():
+    """J2 = J1 / 2, open chain of even length: the singlets on (0, 1), (2, 3), ... are the
+    ground state, energy -3 J1 d / 2 in the Pauli convention (-3/4 per singlet in S.S)."""
+    d, j = 12, 0.7
+    params = SpinChainParams(model="j1j2", sites=d, j=j, j2=j / 2)
+    energy, vector = exact_ground_state(params)
+    singlet = np.array([0.0, 1.0, -1.0, 0.0]) / math.sqrt(2)
+    dimer = reduce(np.kron, [singlet] * (d // 2), np.ones(1))
+    h = hamiltonian(params).to_sparse().tocsr()
+    print(f"Majumdar-Ghosh d={d}: ED {energy:.14f}, -3 J d / 2 = {-1.5 * j * d:.14f}")
+    assert energy == pytest.approx(-1.5 * j * d, rel=1e-12)
+    assert float(dimer @ (h @ dimer)) == pytest.approx(-1.5 * j * d, rel=1e-13)
+    np.testing.assert_allclose(h @ dimer, -1.5 * j * d * dimer, atol=1e-12)  # an eigenvector
+    assert abs(np.vdot(dimer, vector)) == pytest.approx(1.0, abs=1e-10)  # the ground state
+    gap = spla.eigsh(h, k=2, which="SA", return_eigenvectors=False)
+    assert np.ptp(gap) > 0.5  # unique, gapped
+
+
+@pytest.mark.parametrize(("tree", "enrich"), [("caterpillar", 0), ("balanced_binary", 4)])
+def test_j1j2_chain_ground_state_by_dmrg(tree, enrich):
+    params = SpinChainParams(model="j1j2", sites=12, j2=0.3, tree=tree)
+    exact, _ = exact_ground_state(params)
+    tree_ = build_tree(params)
+    result = dmrg(
+        to_ttno(hamiltonian(params), tree_),
+        random_ttn(tree_, 4, rng=3),
+        Truncation(atol=1e-10, max_rank=64),
+        enrich=enrich,
+    )
+    error = abs(result.energies[-1] - exact) / abs(exact)
+    print(f"J1-J2 d=12 j2=0.3 {tree}: DMRG {result.energies[-1]:.12f}, exact {exact:.12f}, "
+          f"relative error {error:.1e}")  # fmt: skip
+    assert result.converged and error <= 1e-10
