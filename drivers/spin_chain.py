@@ -12,6 +12,8 @@ on a balanced binary tree, T = 1, h = 0.01, absolute truncation tolerance 1e-8, 
     python -m drivers.spin_chain plot runs/spin_chain.nc          # PNG plots next to the file
     python -m drivers.spin_chain ground --set model.model=xxz --set model.sites=32 \\
         --set model.tree=caterpillar --set output.correlations='["zz"]'   # DMRG ground state
+    python -m drivers.spin_chain ground --set model.model=j1j2 --set model.sites=16 \\
+        --set model.tree=caterpillar          # Majumdar-Ghosh point j2 = 0.5: E = -24, dimers
 
 The tables: ``model`` (:class:`problems.spin_chain.SpinChainParams`), ``solver`` (the
 integrator, truncation, local solver and initial rank, :class:`solvers.bug.BUGParams`),

@@ -147,6 +147,7 @@ SPECS = {
         context={**{f"model.{k}": _set(f"model.model={m}") for m, ks in
                     (("tfim", ("g",)), ("xxz", ("j", "jz", "hz"))) for k in ks},
                  "model.j": _set("model.model=tfim"),
+                 "model.j2": _set("model.model=j1j2"),
                  "solver.enrich": _set("model.model=xxz", "model.initial=neel"),
                  # the norm grows (the parallel BUG's dropped blocks, no step control)
                  "time.max_growth": _set("solver.rejection=none"),
@@ -163,6 +164,7 @@ SPECS = {
         context={**{f"model.{k}": _set("model.model=long_range_ising") for k in
                     ("omega", "delta", "delta_rate", "nu", "alpha")},
                  "model.g": _set("model.model=tfim"),
+                 "model.j2": _set("model.model=j1j2"),
                  # from a product state the sweeps take longer than two to settle
                  "solver.energy_tol": _set("solver.initial_rank=1")},
         output_only={"output.path": "path"},

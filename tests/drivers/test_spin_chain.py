@@ -217,6 +217,30 @@ def test_ground_command_against_exact_diagonalization(tmp_path):
     assert expectation(state, op).real == pytest.approx(energy, rel=1e-10)
 
 
+def test_j1j2_model_in_both_commands(tmp_path):
+    """``model.model=j1j2``: the DMRG ground state and a Néel quench, each against exact
+    diagonalization (the errors the files carry)."""
+    common = ["--set", "model.model=j1j2", "--set", "model.sites=6", "--set", "model.j2=0.3"]
+    ground = tmp_path / "ground.nc"
+    summary = driver.main(["ground", *common, "--set", f"output.path={ground}"])
+    assert summary["converged"]
+    ds = load_dataset(ground)
+    energy, _ = exact_ground_state(SpinChainParams(model="j1j2", sites=6, j2=0.3))
+    assert abs(float(ds["energy"][-1]) - energy) < 1e-10 * abs(energy)
+    assert float(ds["error_energy"][-1]) < 1e-10
+    out = tmp_path / "quench.nc"
+    driver.main(
+        [*common, "--set", "model.initial=neel", "--set", "time.t_end=0.2",
+         "--set", "time.h=0.02", "--set", f"output.path={out}"]
+    )  # fmt: skip
+    ds = load_dataset(out)
+    assert float(ds["error_mz_site"][1:].max()) < 1e-5
+    assert float(ds["error_zz"][1:].max()) < 1e-5
+    assert float(abs(ds["mz_exact"].isel(time=-1) - ds["mz_exact"].isel(time=0)).max()) > 1e-2
+    with pytest.raises(ConfigError, match="'j2': a coupling of model 'j1j2'"):
+        driver.main(["--set", "model.model=xxz", "--set", "model.j2=0.3"])
+
+
 @pytest.mark.parametrize("sites", [8, pytest.param(12, marks=pytest.mark.slow)])
 def test_quench_from_a_dmrg_ground_state(tmp_path, sites):
     """Ground state of the TFIM at g = 1.5 (``ground``), evolved at g = 0.5
