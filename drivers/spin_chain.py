@@ -357,7 +357,7 @@ class SpinChain(Evolution):
 
 @dataclass(frozen=True)
 class GroundSolver(Params):
-    """Two-site DMRG on the state tree (:func:`solvers.bug.dmrg`)."""
+    """DMRG on the state tree (:func:`solvers.bug.dmrg`), two-site or one-site."""
 
     atol: float = param(1e-10, "2-norm of the singular values discarded per split", ge=0.0)
     max_rank: int = param(128, "largest edge rank (bond dimension)", ge=1)
@@ -366,8 +366,18 @@ class GroundSolver(Params):
         1e-12, "stop when two sweeps' energies differ by this (relative)", ge=0.0
     )
     enrich: int = param(4, "directions of H Y added to every edge basis before a sweep", ge=0)
+    sites: int = param(2, "2: two-site DMRG; 1: one-site DMRG with bond expansion", choices=(1, 2))
+    expand: int = param(4, "one-site: directions of H x added to an edge per move", ge=0)
     initial_rank: int = param(4, "rank of the random start state", ge=1)
     seed: int = param(0, "seed of the random start state")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sites == 2 and self.expand != 4:
+            raise ConfigError(
+                "config key 'expand': the bond expansion of one-site DMRG (solver.sites = 1); "
+                "two-site DMRG grows ranks by its splits"
+            )
 
 
 @dataclass(frozen=True)
@@ -401,7 +411,8 @@ class SpinChainGround(Experiment):
         m, s = cfg.model, cfg.solver
         return (
             f"ground state of {m.model} on a {m.lattice} of {m.sites} sites, {m.tree} tree, "
-            f"two-site DMRG (atol {s.atol:g}, ranks <= {s.max_rank}, enrich {s.enrich})"
+            f"{'two' if s.sites == 2 else 'one'}-site DMRG (atol {s.atol:g}, ranks <= "
+            f"{s.max_rank}, enrich {s.enrich}{'' if s.sites == 2 else f', expand {s.expand}'})"
         )
 
     def run(self, cfg: GroundRun, comm: Any, **_: Any) -> dict[str, Any]:
@@ -460,6 +471,8 @@ class SpinChainGround(Experiment):
                 sweeps=solver.sweeps,
                 energy_tol=solver.energy_tol,
                 enrich=solver.enrich,
+                sites=solver.sites,
+                expand=solver.expand,
                 callback=record if comm.rank == 0 else None,
             )
             nodes = {node: to_numpy(t) for node, t in enumerate(result.state.tensors)}

@@ -1,4 +1,4 @@
-"""Ground states of tree tensor networks by two-site DMRG.
+"""Ground states of tree tensor networks by two-site and one-site DMRG.
 
 The sweep is the one of the two-site TDVP integrator (:mod:`solvers.bug.tdvp2`, children
 first and back): for every edge the two tensors it joins are optimized as one, as the
@@ -10,23 +10,33 @@ Vidal (2006) and of PyTreeNet / ITensorNetworks. Before a sweep the edge bases c
 enriched by directions of ``H Y`` (:func:`solvers.bug.enrichment.enrich_bases`), the
 subspace expansion that lets a branched tree reach couplings between leaves under
 different parents, which a pair cannot create from nothing.
+
+The one-site variant (``sites=1``) optimizes one tensor at a time in the sweep of the
+one-site TDVP integrator (:mod:`solvers.bug.tdvp`): its local problems are smaller by the
+physical dimension, and ranks grow by bond expansion whenever the centre moves (the edge
+basis completed and widened by directions of the restricted ``H x``,
+:func:`solvers.bug.tdvp.expanded_gauge`: the subspace expansion of Hubig, McCulloch,
+Schollwöck & Wolf, arXiv 1501.05504, in the controlled form of Gleis, Li & von Delft,
+arXiv 2207.14712); the widened state is truncated once per sweep.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from solvers.bug.common import INTEGRATORS, LinearTreeRHS
 from solvers.bug.enrichment import enrich_bases
+from solvers.bug.tdvp import _Sweep
 from solvers.bug.tdvp2 import _TwoSiteSweep, complete_leaves
 from tensorsim._array_api import Array, array_namespace, to_float
 from tensorsim.linalg import Truncation, lowest_eigenpair
 from tensorsim.ttn.apply import gram_operator
 from tensorsim.ttn.environment import root_up_environment
-from tensorsim.ttn.network import TTN, orthonormalize
+from tensorsim.ttn.network import TTN, orthonormalize, truncate
 from tensorsim.ttn.observables import expectation
 from tensorsim.ttn.operator import TTNO
 
@@ -52,6 +62,9 @@ class GroundState:
         Per sweep, the 2-norm of every singular value the splits discarded.
     max_ranks
         Per sweep, the largest edge rank.
+    wall_times
+        Per sweep, the wall time since the start (seconds; enrichment and measurements
+        included).
     converged
         Whether the energy changed by at most ``energy_tol`` relative in the last sweep.
     """
@@ -61,6 +74,7 @@ class GroundState:
     variances: list[float] = field(default_factory=list)
     discarded: list[float] = field(default_factory=list)
     max_ranks: list[int] = field(default_factory=list)
+    wall_times: list[float] = field(default_factory=list)
     converged: bool = False
 
 
@@ -73,9 +87,11 @@ def dmrg(
     energy_tol: float = 1e-12,
     enrich: int = 0,
     eig_tol: float = 1e-10,
+    sites: int = 2,
+    expand: int = 4,
     callback: Callable[[int, GroundState], None] | None = None,
 ) -> GroundState:
-    """The lowest eigenstate of a Hermitian tree operator by two-site DMRG sweeps.
+    """The lowest eigenstate of a Hermitian tree operator by DMRG sweeps.
 
     Parameters
     ----------
@@ -85,8 +101,8 @@ def dmrg(
         Start state (any TTN on the tree, not zero; a random one of moderate rank avoids
         the symmetric traps of product states).
     trunc
-        Truncation of every split (``atol``/``rtol`` on the discarded singular values,
-        ``max_rank`` the bond dimension).
+        Truncation of every split (two-site) or of the state after every sweep (one-site):
+        ``atol``/``rtol`` on the discarded singular values, ``max_rank`` the bond dimension.
     sweeps
         Largest number of sweeps (each visits every edge twice, down and up).
     energy_tol
@@ -97,6 +113,12 @@ def dmrg(
         useful on branched trees).
     eig_tol
         Residual tolerance of the local eigenproblems (relative to their scale).
+    sites
+        ``2``: two-site DMRG (pairs optimized and split); ``1``: one-site DMRG with bond
+        expansion.
+    expand
+        One-site only: directions of the restricted ``H x`` added to an edge whenever the
+        centre moves across it (within ``trunc.max_rank``); ``0``: fixed ranks.
     callback
         Called after every sweep with the sweep's number and the result so far (progress
         lines, checkpoints).
@@ -114,9 +136,13 @@ def dmrg(
         out of range.
     """
     _check(op, state, sweeps, energy_tol, enrich)
+    if sites not in (1, 2) or isinstance(sites, bool):
+        raise ValueError(f"sites: expected 1 (one-site) or 2 (two-site DMRG), got {sites!r}")
+    if not (isinstance(expand, int) and not isinstance(expand, bool) and expand >= 0):
+        raise ValueError(f"expand: expected an integer >= 0, got {expand!r}")
+    start = time.perf_counter()
     rhs = LinearTreeRHS(op)
     gram = gram_operator(op)
-    tree = state.tree
     y = orthonormalize(state)
     y = _normalized(y)
     out = GroundState(y)
@@ -124,21 +150,18 @@ def dmrg(
         if enrich:
             y = enrich_bases(y, op, enrich, trunc.max_rank)
         y = complete_leaves(y, trunc.max_rank)
-        sweep = _GroundSweep(y, rhs, trunc, eig_tol)
-        x = y.tensors[tree.root]
-        up = root_up_environment(op, x)
-        if sweep.active_children(tree.root):
-            x = sweep.forward(tree.root, x, up, 0.0)
-            x = sweep.backward(tree.root, x, up, 0.0)
-        else:  # every leaf complete under the root: the root tensor is the whole state
-            x = sweep.node_ground(tree.root, x, up)
-        y = _normalized(sweep.network(x))
+        if sites == 2:
+            y, discarded = _two_site_sweep(y, rhs, trunc, eig_tol)
+        else:
+            y, discarded = _one_site_sweep(y, rhs, trunc, eig_tol, expand)
+        y = _normalized(y)
         energy = expectation(y, op).real
         out.state = y
         out.energies.append(energy)
         out.variances.append(max(expectation(y, gram).real - energy**2, 0.0))
-        out.discarded.append(math.sqrt(sweep.discarded2))
+        out.discarded.append(discarded)
         out.max_ranks.append(max(y.ranks().values()))
+        out.wall_times.append(time.perf_counter() - start)
         if callback is not None:
             callback(number, out)
         if len(out.energies) > 1:
@@ -154,6 +177,36 @@ def dmrg(
         out.converged,
     )
     return out
+
+
+def _two_site_sweep(
+    y: TTN, rhs: LinearTreeRHS, trunc: Truncation, eig_tol: float
+) -> tuple[TTN, float]:
+    """One two-site sweep (down and up); returns the state and the discarded 2-norm."""
+    tree = y.tree
+    sweep = _GroundSweep(y, rhs, trunc, eig_tol)
+    x = y.tensors[tree.root]
+    up = root_up_environment(rhs.op, x)
+    if sweep.active_children(tree.root):
+        x = sweep.forward(tree.root, x, up, 0.0)
+        x = sweep.backward(tree.root, x, up, 0.0)
+    else:  # every leaf complete under the root: the root tensor is the whole state
+        x = sweep.node_ground(tree.root, x, up)
+    return sweep.network(x), math.sqrt(sweep.discarded2)
+
+
+def _one_site_sweep(
+    y: TTN, rhs: LinearTreeRHS, trunc: Truncation, eig_tol: float, expand: int
+) -> tuple[TTN, float]:
+    """One one-site sweep with bond expansion, then the truncation of the widened state."""
+    tree = y.tree
+    sweep = _OneSiteGroundSweep(y, rhs, eig_tol, expand, trunc.max_rank)
+    x = y.tensors[tree.root]
+    up = root_up_environment(rhs.op, x)
+    x = sweep.forward(tree.root, x, up, 0.0, evolve_node=False)
+    x = sweep.backward(tree.root, x, up, 0.0)
+    out, discarded = truncate(sweep.network(x), trunc)
+    return out, math.sqrt(sum(v * v for v in discarded.values()))
 
 
 def imaginary_time(
@@ -248,6 +301,24 @@ class _GroundSweep(_TwoSiteSweep):
         """The lowest eigenvector of the operator restricted to one node, from ``x``."""
         _, vector = lowest_eigenpair(lambda v: self.apply(node, v, up), x, tol=self.eig_tol)
         return vector
+
+
+class _OneSiteGroundSweep(_Sweep):
+    """The one-site sweep with every node optimized and no bond moving back in time."""
+
+    def __init__(
+        self, state: TTN, rhs: LinearTreeRHS, eig_tol: float, expand: int, max_rank: int | None
+    ):
+        super().__init__(state, rhs, "krylov", grow=expand, max_rank=max_rank)
+        self.eig_tol = eig_tol
+
+    def node_flow(self, node: int, x: Array, up: Array, h: float) -> Array:
+        """The lowest eigenvector of the operator restricted to ``node``, from ``x``."""
+        _, vector = lowest_eigenpair(lambda v: self.apply(node, v, up), x, tol=self.eig_tol)
+        return vector
+
+    def _bond_flow(self, bond: Array, up: Array, child: int, h: float) -> Array:
+        return bond
 
 
 def _normalized(y: TTN) -> TTN:

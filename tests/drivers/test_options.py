@@ -159,12 +159,14 @@ SPECS = {
         "spin_chain",
         ("ground", *_set("model.sites=6", "model.model=xxz")),
         values={"solver.atol": "0.3", "solver.max_rank": "2", "solver.sweeps": "1",
-                "solver.energy_tol": "0.5", "solver.enrich": "0",
+                "solver.energy_tol": "0.5", "solver.enrich": "0", "solver.sites": "1",
+                "solver.expand": "0",
                 "output.correlations": "['zz']", "model.initial_state": '"{tmp}/any.nc"'},
         context={**{f"model.{k}": _set("model.model=long_range_ising") for k in
                     ("omega", "delta", "delta_rate", "nu", "alpha")},
                  "model.g": _set("model.model=tfim"),
                  "model.j2": _set("model.model=j1j2"),
+                 "solver.expand": _set("solver.sites=1"),
                  # from a product state the sweeps take longer than two to settle
                  "solver.energy_tol": _set("solver.initial_rank=1")},
         output_only={"output.path": "path"},

@@ -1,4 +1,4 @@
-"""Two-site DMRG on trees against exact diagonalization (sparse Lanczos of SciPy)."""
+"""Two-site and one-site DMRG on trees against exact diagonalization (sparse Lanczos of SciPy)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,26 @@ def test_heisenberg_ground_state_against_exact_diagonalization(tree, enrich):
     zz = correlation_matrix(result.state, np.diag([1.0, -1.0]))
     np.testing.assert_allclose(zz, pauli_correlations(vector, "z"), atol=1e-6)
     assert zz[0, 1] < -0.5  # antiferromagnetic: the check is not on a product state
+
+
+@pytest.mark.parametrize("tree", ["caterpillar", "balanced_binary"])
+def test_one_site_dmrg_with_bond_expansion(tree):
+    """One-site DMRG, no enrichment: the bond expansion at every move of the centre alone
+    reaches the exact ground state on both trees (12-site Heisenberg chain)."""
+    params = SpinChainParams(model="xxz", sites=12, tree=tree, j=1.0, jz=1.0, hz=0.0)
+    op = to_ttno(hamiltonian(params), build_tree(params))
+    start = random_ttn(build_tree(params), 2, rng=3)
+    result = dmrg(op, start, TRUNC, sites=1, expand=4)
+    energy, vector = _exact_ground(params)
+    assert result.converged
+    assert abs(result.energies[-1] - energy) <= 1e-10 * abs(energy)
+    assert np.all(np.diff(result.energies) < 1e-10)
+    assert len(result.wall_times) == len(result.energies)
+    zz = correlation_matrix(result.state, np.diag([1.0, -1.0]))
+    np.testing.assert_allclose(zz, pauli_correlations(vector, "z"), atol=1e-6)
+    # without expansion one-site DMRG keeps the start's ranks and stays above the ground state
+    fixed = dmrg(op, start, TRUNC, sites=1, expand=0, sweeps=4)
+    assert max(fixed.max_ranks) == 2 and fixed.energies[-1] - energy > 1e-2
 
 
 def test_without_enrichment_the_binary_tree_stalls():
@@ -95,6 +115,10 @@ def test_refusals():
         dmrg(op, y, TRUNC, sweeps=0)
     with pytest.raises(ValueError, match="enrich: expected an integer >= 0"):
         dmrg(op, y, TRUNC, enrich=-1)
+    with pytest.raises(ValueError, match="sites: expected 1"):
+        dmrg(op, y, TRUNC, sites=3)
+    with pytest.raises(ValueError, match="expand: expected an integer >= 0"):
+        dmrg(op, y, TRUNC, sites=1, expand=-2)
     other = random_ttn(build_tree(SpinChainParams(sites=4, tree="caterpillar")), 2, rng=1)
     with pytest.raises(ValueError, match="op: expected a TTNO on the state's tree"):
         dmrg(op, other, TRUNC)
