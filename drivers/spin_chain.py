@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.spin_chain import plots
+from analysis.spin_chain import ground_plots, plots
 from drivers._base import Experiment, Layout, Var
 from drivers._cli import Driver
 from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
@@ -405,6 +405,7 @@ class SpinChainGround(Experiment):
 
     config = GroundRun
     help = "ground state by DMRG: energy, variance, mz, entropy, correlations per sweep"
+    plots = staticmethod(ground_plots)
 
     def describe(self, cfg: GroundRun, n_ranks: int) -> str:
         """Model, sites, lattice, tree, DMRG settings."""

@@ -167,10 +167,15 @@ def test_substep_reaches_the_integrator(tmp_path):
 def test_plot(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "p.nc"
-    driver.main([*SMALL, "--set", f"output.path={out}"])
+    driver.main([*SMALL, "--set", "output.correlations=['zz']", "--set", f"output.path={out}"])
     driver.main(["plot", str(out)])
-    for suffix in ("magnetization", "ranks", "drift"):
+    for suffix in ("magnetization", "ranks", "drift", "entanglement"):
         assert (tmp_path / f"p_{suffix}.png").stat().st_size > 10_000
+    ground = tmp_path / "g.nc"
+    driver.main(["ground", "--set", "model.sites=6", "--set", f"output.path={ground}"])
+    driver.main(["plot", str(ground)])
+    for suffix in ("convergence", "entanglement"):
+        assert (tmp_path / f"g_{suffix}.png").stat().st_size > 10_000
 
 
 @pytest.mark.mpi
