@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "Array",
+    "all_finite",
     "array_namespace",
     "backend_name",
     "default_namespace",
@@ -160,6 +161,30 @@ def vdot(xp: ModuleType, a: Array, b: Array) -> complex:
     if is_numpy(a, b):
         return complex(np.vdot(a, b))
     return to_complex(xp.sum(xp.conj(a) * b))
+
+
+def all_finite(x: Array) -> bool:
+    """Whether every entry of ``x`` is finite (no NaN, no Inf), as a Python bool.
+
+    NumPy (and ``array_api_strict``): one elementwise ``isfinite`` and one reduction.
+    PyTorch and CuPy: one sum, which is NaN or infinite as soon as one entry is, so a finite
+    sum proves every entry finite; only a non-finite sum (a NaN or an Inf, or finite entries
+    whose sum overflows) runs the exact elementwise test. On a GPU that is one pass over
+    ``x`` and one transfer of a scalar to the host (torch's CPU ``isfinite`` costs 8x the
+    sum). Integer and boolean arrays are always finite; complex entries are finite when
+    both parts are.
+    """
+    if type(x) is np.ndarray:
+        return bool(np.isfinite(x).all()) if x.dtype.kind in "fc" else True
+    xp = array_namespace(x)
+    if not xp.isdtype(x.dtype, ("real floating", "complex floating")):
+        return True
+    if array_api_compat.is_torch_array(x):
+        x = x.detach()
+    if array_api_compat.is_torch_array(x) or array_api_compat.is_cupy_array(x):
+        if bool(xp.isfinite(xp.sum(x))):  # no floating-point warnings on these backends
+            return True
+    return bool(xp.all(xp.isfinite(x)))
 
 
 def to_complex(x: Any) -> complex:
