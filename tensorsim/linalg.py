@@ -6,6 +6,7 @@ PyTorch and ``array_api_strict`` arrays alike.
 
 from __future__ import annotations
 
+import cmath
 import logging
 import math
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from tensorsim._array_api import (
     to_float,
     vdot,
 )
+from tensorsim._checks import check_finite as _check_finite
 
 __all__ = [
     "SVDResult",
@@ -51,7 +53,9 @@ class Truncation:
     ``sqrt(sum of squared discarded values)``, is within the tolerance
     ``max(atol, rtol * norm)``, where ``norm`` is the Frobenius norm of the truncated
     object; then cap the rank at ``max_rank`` and raise it to at least ``min_rank``.
-    With no tolerance and no ``max_rank`` nothing is truncated.
+    With no tolerance and no ``max_rank`` nothing is truncated. Singular values that are
+    all zero (an all-zero input) with a tolerance set keep ``min_rank`` of them: nothing is
+    discarded, so the fewest allowed values is the answer.
 
     Parameters
     ----------
@@ -108,6 +112,8 @@ class Truncation:
         """
         if parts < 1:
             raise ValueError(f"parts: expected >= 1, got {parts}")
+        if not math.isfinite(norm):
+            raise ValueError(f"norm: expected a finite norm of the truncated object, got {norm}")
         tol = self.tolerance(norm) / math.sqrt(parts)
         return Truncation(max_rank=self.max_rank, atol=tol, min_rank=self.min_rank)
 
@@ -125,7 +131,12 @@ class Truncation:
         tails = xp.flip(xp.cumulative_sum(xp.flip(s2, axis=0), axis=0), axis=0)
         norm = math.sqrt(to_float(tails[0]))
         tol = self.tolerance(norm)
-        r = int(xp.sum(xp.astype(tails > tol * tol, xp.int64))) if tol > 0 else n
+        if tol > 0:
+            r = int(xp.sum(xp.astype(tails > tol * tol, xp.int64)))
+        elif norm == 0.0 and (self.rtol is not None or self.atol is not None):
+            r = 0  # all zero: nothing is cut, so the fewest values allowed (min_rank) suffice
+        else:
+            r = n
         r = max(r, self.min_rank)
         if self.max_rank is not None:
             r = min(r, self.max_rank)
@@ -143,25 +154,39 @@ class SVDResult(NamedTuple):
     discarded: float
 
 
-def truncated_svd(a: Array, trunc: Truncation | None = None) -> SVDResult:
+def truncated_svd(
+    a: Array, trunc: Truncation | None = None, *, check_finite: bool = True
+) -> SVDResult:
     """Thin SVD of a matrix, truncated by a :class:`Truncation` rule.
 
     Parameters
     ----------
     a
-        Matrix of shape ``(m, n)``.
+        Matrix of shape ``(m, n)``. An empty matrix (``m`` or ``n`` zero) gives rank 0;
+        an all-zero matrix gives ``trunc.min_rank`` zero singular values when ``trunc``
+        sets a tolerance.
     trunc
         Truncation rule; ``None`` keeps every singular value.
+    check_finite
+        Refuse a NaN or Inf in ``a`` (one reduction). ``False`` is for callers that have
+        checked ``a`` already; an SVD of a matrix holding an Inf may never return.
 
     Returns
     -------
     SVDResult
         ``u`` (m, r), ``s`` (r,), ``vh`` (r, n) and ``discarded``, the 2-norm of the
         discarded singular values (so ``||a - u diag(s) vh||_F == discarded``).
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is not a matrix, or (with ``check_finite``) holds a NaN or an Inf.
     """
     xp = array_namespace(a)
     if a.ndim != 2:
         raise ValueError(f"a: expected a matrix (2-D array), got shape {tuple(a.shape)}")
+    if check_finite:
+        _check_finite("a", a)
     u, s, vh = _thin_svd(xp, a)
     if trunc is None:
         return SVDResult(u, s, vh, 0.0)
@@ -201,10 +226,16 @@ def orth(a: Array, *, rtol: float | None = None) -> Array:
     Array
         ``(m, r)`` with orthonormal columns, ``r`` the numerical rank (at least 1 if
         ``a`` is not zero).
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is not a matrix or holds a NaN or an Inf.
     """
     xp = array_namespace(a)
     if a.ndim != 2:
         raise ValueError(f"a: expected a matrix (2-D array), got shape {tuple(a.shape)}")
+    _check_finite("a", a)
     u, s, _ = _thin_svd(xp, a)
     if s.shape[0] == 0:
         return u
@@ -240,6 +271,12 @@ def augment_basis(old: Array, new: Array, *, rtol: float | None = None) -> Array
     -------
     Array
         ``(m, r + p)`` with orthonormal columns, ``p <= k``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit, ``old`` is not orthonormal or not finite, or ``new``
+        holds a NaN or an Inf.
     """
     xp = array_namespace(old, new)
     if old.ndim != 2 or new.ndim != 2:
@@ -254,10 +291,14 @@ def augment_basis(old: Array, new: Array, *, rtol: float | None = None) -> Array
     gram_err = xp.linalg.matrix_norm(
         xp.conj(old).mT @ old - xp.eye(r, dtype=old.dtype, device=device(old)), ord="fro"
     )
-    if to_float(gram_err) > max(1e-6, 100.0 * math.sqrt(m) * _eps(old)):
+    gram_err = to_float(gram_err)  # NaN or Inf when old is not finite: refused here too
+    if not gram_err <= max(1e-6, 100.0 * math.sqrt(m) * _eps(old)):
+        if not math.isfinite(gram_err):
+            _check_finite("old", old)
         raise ValueError(
-            f"old: expected orthonormal columns, ||old^H old - I||_F = {to_float(gram_err):.2e}"
+            f"old: expected orthonormal columns, ||old^H old - I||_F = {gram_err:.2e}"
         )
+    _check_finite("new", new)
     if new.dtype != old.dtype:
         new = xp.astype(new, xp.result_type(old.dtype, new.dtype))
         old = xp.astype(old, new.dtype)
@@ -341,10 +382,16 @@ def expm(a: Array) -> Array:
 
     Uses SciPy on NumPy, ``torch.linalg.matrix_exp`` on torch (differentiable), and a
     scaling-and-squaring Padé implementation written against the array API elsewhere.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is not square or holds a NaN or an Inf.
     """
     xp = array_namespace(a)
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(f"a: expected a square matrix, got shape {tuple(a.shape)}")
+    _check_finite("a", a)
     return get_impl("expm", xp)(a)
 
 
@@ -361,7 +408,7 @@ def _exp_and_phi(xp: Any, h: Array, z: complex | float) -> tuple[Array, Array]:
     e1 = xp.astype(xp.arange(k, device=device(zh)) == 0, zh.dtype)
     top = xp.concat([zh, xp.reshape(e1, (k, 1))], axis=1)
     aug = xp.concat([top, xp.zeros((1, k + 1), dtype=zh.dtype, device=device(zh))], axis=0)
-    f = expm(aug)
+    f = get_impl("expm", xp)(aug)  # square and finite (the Krylov loop checks h_next)
     return f[:k, 0], f[:k, k]
 
 
@@ -437,6 +484,15 @@ def expm_multiply(
     Array
         ``exp(t op) v`` with the shape of ``v``; complex if ``t`` is complex.
 
+    Raises
+    ------
+    ValueError
+        If a matrix ``op``, ``v`` or ``t`` holds a NaN or an Inf, or a callable ``op``
+        returns one (seen in the Krylov recurrence, at no extra cost), or the other
+        arguments are out of range.
+    RuntimeError
+        If the substeps underflow or exceed ``max_substeps``.
+
     Notes
     -----
     No in-place updates, so torch autograd can differentiate through it.
@@ -446,6 +502,8 @@ def expm_multiply(
     Y. Saad, SIAM J. Numer. Anal. 29 (1992) 209; R. B. Sidje, ACM TOMS 24 (1998) 130.
     """
     xp = array_namespace(v) if callable(op) else array_namespace(op, v)
+    if not cmath.isfinite(t):
+        raise ValueError(f"t: expected a finite time, got {t!r}")
     if isinstance(t, complex) and t.imag == 0:
         t = t.real
     if isinstance(t, complex) and not xp.isdtype(v.dtype, "complex floating"):
@@ -459,6 +517,7 @@ def expm_multiply(
             raise ValueError(
                 f"v: expected shape ({op.shape[0]},) or ({op.shape[0]}, k), got {tuple(v.shape)}"
             )
+        _check_finite("op", op)
         mat = op
         if v.dtype != mat.dtype:
             common = xp.result_type(mat.dtype, v.dtype)
@@ -473,6 +532,9 @@ def expm_multiply(
     if krylov_dim < 2:
         raise ValueError(f"krylov_dim: expected an integer >= 2, got {krylov_dim}")
     norm_v = to_float(xp.linalg.vector_norm(v))
+    if not math.isfinite(norm_v):  # the norm is needed anyway: a free finiteness test
+        _check_finite("v", v)
+        raise ValueError(f"v: its 2-norm overflows to {norm_v}; rescale v")
     if t == 0 or norm_v == 0.0:
         return v
 
@@ -494,6 +556,7 @@ def expm_multiply(
         step = min(frac, 1.0 - done)
         for j in range(krylov_dim):
             h_next, scale = space.extend(xp.reshape(apply(xp.reshape(space.last, shape)), (-1,)))
+            _check_recurrence(h_next, scale, j)
             invariant = h_next <= 1e-13 * max(scale, 1e-300)
             if not invariant and j + 1 < min(_FIRST_CHECK, krylov_dim):
                 space.accept(h_next)  # too early to converge: skip the estimate
@@ -571,7 +634,8 @@ def lowest_eigenpair(
     Raises
     ------
     ValueError
-        If ``v0`` is zero or not finite, or ``tol``/``krylov_dim`` are out of range.
+        If ``v0`` is zero or not finite, ``op`` returns a NaN or an Inf, or
+        ``tol``/``krylov_dim`` are out of range.
     RuntimeError
         If it does not converge within ``max_restarts``.
     """
@@ -590,6 +654,7 @@ def lowest_eigenpair(
         space = _Lanczos(xp, w / to_float(xp.linalg.vector_norm(w)))
         for j in range(min(krylov_dim, w.shape[0])):
             h_next, scale = space.extend(xp.reshape(op(xp.reshape(space.last, shape)), (-1,)))
+            _check_recurrence(h_next, scale, j)
             values, vectors = host.linalg.eigh(space.projected())
             residual = h_next * abs(float(vectors[-1, 0]))
             if residual <= tol * max(scale, 1e-300) or j + 1 == w.shape[0]:
@@ -600,6 +665,20 @@ def lowest_eigenpair(
                 space.accept(h_next)
         w = space.combine(vectors[:, 0])
     raise RuntimeError(f"lowest_eigenpair: no convergence after max_restarts={max_restarts}")
+
+
+def _check_recurrence(h_next: float, scale: float, step: int) -> None:
+    """Refuse a Krylov step whose host coefficients are not finite (``op`` gave NaN/Inf).
+
+    The coefficients are Python floats already, so this costs nothing on the device; it
+    keeps a NaN from ``op`` from running the recurrence to its limits and coming back as a
+    NaN result.
+    """
+    if not (math.isfinite(h_next) and math.isfinite(scale)):
+        raise ValueError(
+            f"op: expected finite values from op(x), got NaN or Inf at Krylov step {step + 1} "
+            "(op holds a NaN/Inf, or op(x) overflows)"
+        )
 
 
 class _KrylovBasis:
