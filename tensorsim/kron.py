@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tensorsim._array_api import Array, array_namespace
+from tensorsim._checks import check_finite, check_nonempty
 from tensorsim.linalg import Truncation, truncated_svd
 
 __all__ = ["KronSVD", "kpsvd", "kpsvd_to_dense", "kron_matvec", "near_square_shape"]
@@ -108,13 +109,26 @@ def kpsvd(
     Parameters
     ----------
     w
-        Matrix of shape ``(m1 * m2, n1 * n2)``.
+        Matrix of shape ``(m1 * m2, n1 * n2)``, finite, not empty. An all-zero ``w`` gives
+        zero Kronecker singular values (``trunc.min_rank`` of them when ``trunc`` sets a
+        tolerance).
     shape_a
-        ``(m1, n1)``, the shape of the left factors.
+        ``(m1, n1)``, the shape of the left factors (positive integers).
     shape_b
         ``(m2, n2)``; derived from ``w`` and ``shape_a`` when omitted.
     trunc
         Truncation of the Kronecker rank (``None``: all ``min(m1 n1, m2 n2)`` terms).
+
+    Returns
+    -------
+    KronSVD
+        The terms and the Frobenius norm of what was cut.
+
+    Raises
+    ------
+    ValueError
+        If ``w`` is not a matrix, is empty or holds a NaN or an Inf, or the shapes are not
+        pairs of positive integers whose products give the shape of ``w``.
 
     References
     ----------
@@ -124,23 +138,36 @@ def kpsvd(
     array_namespace(w)
     if w.ndim != 2:
         raise ValueError(f"w: expected a matrix, got shape {tuple(w.shape)}")
-    m1, n1 = (int(v) for v in shape_a)
+    check_nonempty("w", w)
+    m1, n1 = _shape_pair("shape_a", shape_a)
     if shape_b is None:
         if w.shape[0] % m1 or w.shape[1] % n1:
             raise ValueError(f"shape_a: {shape_a} does not divide the shape {tuple(w.shape)} of w")
         shape_b = (w.shape[0] // m1, w.shape[1] // n1)
-    m2, n2 = (int(v) for v in shape_b)
+    m2, n2 = _shape_pair("shape_b", shape_b)
     if (m1 * m2, n1 * n2) != tuple(w.shape):
         raise ValueError(
             f"shape_a, shape_b: {shape_a} and {shape_b} give {(m1 * m2, n1 * n2)}, "
             f"but w has shape {tuple(w.shape)}"
         )
+    check_finite("w", w)
     xp = array_namespace(w)
-    res = truncated_svd(_rearrange(w, m1, n1, m2, n2), trunc)
+    res = truncated_svd(_rearrange(w, m1, n1, m2, n2), trunc, check_finite=False)
     r = res.s.shape[0]
     a = xp.reshape(res.u.mT, (r, m1, n1))
     b = xp.reshape(res.vh, (r, m2, n2))
     return KronSVD(res.s, a, b, res.discarded)
+
+
+def _shape_pair(name: str, shape: Sequence[int]) -> tuple[int, int]:
+    """``shape`` as two positive Python ints, or a ``ValueError`` naming ``name``."""
+    try:
+        m, n = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a pair of positive integers, got {shape!r}") from None
+    if m < 1 or n < 1:
+        raise ValueError(f"{name}: expected a pair of positive integers, got {shape!r}")
+    return m, n
 
 
 def kpsvd_to_dense(k: KronSVD) -> Array:

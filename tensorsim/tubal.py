@@ -26,6 +26,7 @@ from tensorsim._array_api import (
     real_dtype,
     to_float,
 )
+from tensorsim._checks import check_finite, check_nonempty
 
 __all__ = [
     "TSVD",
@@ -201,13 +202,26 @@ def t_svd(a: Array) -> TSVD:
     Nyquist slice for even ``k``) is real, and is decomposed as a real matrix so that its
     singular vectors carry no complex phase that the inverse real FFT would drop.
 
+    Parameters
+    ----------
+    a
+        Third-order tensor ``(n1, n2, k)``, finite, no dimension of length 0. An all-zero
+        ``a`` gives zero singular tubes.
+
     Returns
     -------
     TSVD
         Real factors for real ``a``.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is not third-order, has a dimension of length 0, or a NaN or an Inf.
     """
     xp = array_namespace(a)
     _check3("a", a)
+    check_nonempty("a", a)
+    check_finite("a", a)
     k = a.shape[2]
     spec = t_fft(a)
     real = not xp.isdtype(a.dtype, "complex floating")
@@ -240,10 +254,17 @@ def tubal_rank(a: Array, *, rtol: float | None = None) -> int:
     """Tubal rank: the largest numerical rank over the Fourier slices.
 
     A singular value counts when it exceeds ``rtol`` times the largest singular value of
-    all slices (default ``max(n1, n2) * k * eps``).
+    all slices (default ``max(n1, n2) * k * eps``). An all-zero ``a`` has tubal rank 0.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is not third-order, has a dimension of length 0, or a NaN or an Inf.
     """
     xp = array_namespace(a)
     _check3("a", a)
+    check_nonempty("a", a)
+    check_finite("a", a)
     s = xp.linalg.svdvals(t_fft(a))
     smax = to_float(xp.max(s)) if math.prod(s.shape) else 0.0
     if smax == 0.0:
@@ -265,5 +286,6 @@ def t_norm(a: Array, ord: Literal["fro", "spectral"] = "fro") -> float:
     if ord == "fro":
         return to_float(xp.linalg.vector_norm(a))
     if ord == "spectral":
+        check_finite("a", a)  # an SVD of a slice holding an Inf may never return
         return to_float(xp.max(xp.linalg.svdvals(t_fft(a))))
     raise ValueError(f"ord: expected 'fro' or 'spectral', got {ord!r}")

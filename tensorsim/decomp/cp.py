@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tensorsim._array_api import Array, array_namespace, device, to_float
+from tensorsim._checks import check_finite, check_nonempty
 from tensorsim.decomp._cpkernels import (
     SweepMTTKRP,
     cp_norm2,
@@ -95,12 +97,15 @@ def _initial_factors(x: Array, rank: int, init: str | CP, rng: np.random.Generat
                 f"init: expected a CP of shape {tuple(x.shape)} and rank {rank}, "
                 f"got shape {init.shape} and rank {init.rank}"
             )
+        check_finite("init.weights", init.weights)
+        for n, a in enumerate(init.factors):
+            check_finite(f"init.factors[{n}]", a)
         first = init.factors[0] * init.weights
         return [first, *init.factors[1:]]
     factors = []
     for n, size in enumerate(x.shape):
         if init == "svd":
-            u = truncated_svd(unfold(x, n)).u[:, :rank]
+            u = truncated_svd(unfold(x, n), check_finite=False).u[:, :rank]
             if u.shape[1] < rank:
                 extra = rng.standard_normal((size, rank - u.shape[1]))
                 u = xp.concat([u, xp.asarray(extra, dtype=x.dtype, device=device(x))], axis=1)
@@ -133,7 +138,7 @@ def cp_als(
     Parameters
     ----------
     x
-        Real tensor with at least two modes.
+        Real tensor with at least two modes, finite, no mode of length 0, not all zero.
     rank
         Number of rank-one terms.
     init
@@ -154,6 +159,18 @@ def cp_als(
     CP
         Factors with unit-norm columns, the weights, and the error history.
 
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than two modes, a mode of length 0, a NaN or an Inf, or is all
+        zero (nothing to fit); if ``init`` does not fit ``x`` or is not finite; if the
+        other arguments are out of range.
+    TypeError
+        If ``x`` is complex.
+    FloatingPointError
+        If a sweep produces a NaN or an Inf from finite input (the error is tested on the
+        host after every sweep, where it is computed anyway).
+
     References
     ----------
     T. G. Kolda, B. W. Bader, SIAM Review 51 (2009) 455.
@@ -169,6 +186,8 @@ def cp_als(
         raise ValueError(f"tol: expected a float >= 0, got {tol}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter: expected an integer >= 1, got {max_iter!r}")
+    check_nonempty("x", x)
+    check_finite("x", x)
     rng = np.random.default_rng(rng)
     d = x.ndim
     norm_x = to_float(xp.linalg.vector_norm(x))
@@ -195,6 +214,11 @@ def cp_als(
         if err < _EXACT_ERROR_BELOW:
             fit = CP(weights, tuple(factors))
             err = to_float(xp.linalg.vector_norm(x - cp_to_dense(fit))) / norm_x
+        if not math.isfinite(err):
+            raise FloatingPointError(
+                f"cp_als: sweep {it} produced NaN/Inf from finite x (rank {rank} too high for "
+                "the data, or x badly scaled); lower the rank or rescale x"
+            )
         errors.append(err)
         if callback is not None:
             callback(it, err)

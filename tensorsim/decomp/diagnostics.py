@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from tensorsim._array_api import Array, array_namespace, to_float, to_numpy
+from tensorsim._checks import check_finite
 from tensorsim.decomp.cp import CP
 from tensorsim.tensor_ops import multi_mode_dot
 
@@ -36,6 +38,12 @@ def fms(a: CP, b: CP, *, weights: bool = False) -> float:
     float
         A number in ``[0, 1]``.
 
+    Raises
+    ------
+    ValueError
+        If the shapes differ, or a factor (or, with ``weights``, a weight) of ``a`` or
+        ``b`` holds a NaN or an Inf (seen in the score matrix, which is on the host anyway).
+
     References
     ----------
     G. Tomasi, R. Bro, Comput. Stat. Data Anal. 50 (2006) 1700.
@@ -62,6 +70,10 @@ def fms(a: CP, b: CP, *, weights: bool = False) -> float:
         top = xp.where(top > 0, top, xp.ones_like(top))
         score = score * (1.0 - xp.abs(lam_a[:, None] - lam_b[None, :]) / top)
     host = to_numpy(score)  # R_a x R_b: a combinatorial decision, made on the host
+    if not math.isfinite(float(host.sum())):  # entries in [0, 1] when the inputs are finite
+        for name, cp in (("a", a), ("b", b)):
+            _check_cp(name, cp, weights=weights)
+        raise FloatingPointError("fms: the score matrix is not finite (the factor norms overflow)")
     rows, cols = scipy.optimize.linear_sum_assignment(host, maximize=True)
     return float(host[rows, cols].sum()) / max(a.rank, b.rank)
 
@@ -86,6 +98,11 @@ def core_consistency(x: Array, cp: CP) -> float:
     float
         The consistency in percent (at most 100; it can be very negative).
 
+    Raises
+    ------
+    ValueError
+        If the shapes differ, or ``x`` or ``cp`` holds a NaN or an Inf.
+
     References
     ----------
     R. Bro, H. A. L. Kiers, J. Chemometrics 17 (2003) 274.
@@ -93,6 +110,8 @@ def core_consistency(x: Array, cp: CP) -> float:
     xp = array_namespace(x, cp.weights, *cp.factors)
     if cp.shape != tuple(x.shape):
         raise ValueError(f"cp: expected a CP of shape {tuple(x.shape)}, got {cp.shape}")
+    check_finite("x", x)
+    _check_cp("cp", cp)
     factors = [cp.factors[0] * cp.weights, *cp.factors[1:]]
     pinvs = [xp.linalg.pinv(a) for a in factors]
     core = multi_mode_dot(x, pinvs)
@@ -104,3 +123,11 @@ def core_consistency(x: Array, cp: CP) -> float:
     total = xp.sum(flat * flat)
     dev = total - 2.0 * xp.sum(diag) + r
     return 100.0 * (1.0 - to_float(dev) / r)
+
+
+def _check_cp(name: str, cp: CP, *, weights: bool = True) -> None:
+    """Refuse a NaN or an Inf in the factors (and ``weights``) of ``cp``, named ``name``."""
+    if weights:
+        check_finite(f"{name}.weights", cp.weights)
+    for n, f in enumerate(cp.factors):
+        check_finite(f"{name}.factors[{n}]", f)

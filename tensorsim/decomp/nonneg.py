@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tensorsim._array_api import Array, array_namespace, backend_name, device, to_float
+from tensorsim._checks import check_finite, check_nonempty
 from tensorsim.decomp._cpkernels import (
     SparseCOO,
     SweepMTTKRP,
@@ -153,7 +154,8 @@ def nonneg_cp(
         Bad arguments, with the argument's name: a rank < 1, a mask of the wrong shape, NaN
         or Inf in observed cells, negative observed entries where the method needs ``x >= 0``
         (``"mu"`` and ``loss="kl"``; the message gives their number and the first index),
-        a slice with no observed cell, an all-zero tensor, an unsupported combination.
+        a slice with no observed cell, an all-zero tensor, a mode of length 0, a NaN or Inf
+        in ``init``, an unsupported combination.
     TypeError
         A non-floating ``x`` or a mask that is not boolean.
     NotImplementedError
@@ -224,6 +226,7 @@ class _Problem:
                 raise TypeError(f"x: expected a real floating-point tensor, got {x.dtype}")
             if x.ndim < 2:
                 raise ValueError(f"x: expected at least 2 modes, got shape {tuple(x.shape)}")
+            check_nonempty("x", x)
             data = x
         d = x.ndim
         dims = tuple(int(s) for s in x.shape)
@@ -367,8 +370,11 @@ def _start(p: _Problem, init: Any, rng: np.random.Generator) -> list[Array]:
                 f"{p.shape}, got {[tuple(a.shape) for a in factors]}"
             )
         factors = [xp.asarray(a, dtype=p.dtype, device=p.device) for a in factors]
+        for n, a in enumerate(factors):
+            check_finite(f"init.factors[{n}]", a)
         if weights is not None:
-            factors[0] = factors[0] * xp.asarray(weights, dtype=p.dtype, device=p.device)
+            w = xp.asarray(weights, dtype=p.dtype, device=p.device)
+            factors[0] = factors[0] * check_finite("init.weights", w)
         for n in sorted(p.nn):
             if bool(xp.any(factors[n] < 0)):
                 raise ValueError(
@@ -387,7 +393,7 @@ def _start(p: _Problem, init: Any, rng: np.random.Generator) -> list[Array]:
         u = rng.uniform(size=(size, p.rank))
         a = xp.asarray(u, dtype=p.dtype, device=p.device)
         if init == "svd":
-            s = truncated_svd(unfold(p.data, n)).u[:, : p.rank]
+            s = truncated_svd(unfold(p.data, n), check_finite=False).u[:, : p.rank]
             if n in p.nn:
                 s = xp.abs(s)
             a = xp.concat([s, a[:, s.shape[1] :]], axis=1) if s.shape[1] < p.rank else s

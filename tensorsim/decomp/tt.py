@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tensorsim._array_api import Array, array_namespace, to_float
+from tensorsim._checks import check_finite, check_nonempty
 from tensorsim.linalg import Truncation, truncated_svd
 
 __all__ = ["TT", "tt_svd", "tt_to_dense"]
@@ -84,7 +85,8 @@ def tt_svd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> 
     Parameters
     ----------
     x
-        Tensor with at least two modes.
+        Tensor with at least two modes, finite, no mode of length 0. An all-zero ``x``
+        gives zero cores, of ranks ``min_rank`` when ``trunc`` sets a tolerance.
     trunc
         One rule whose tolerance (relative to ``||x||``) is split as ``tol / sqrt(d - 1)``
         over the ``d - 1`` SVDs, so that ``||x - result|| <= tol``; or ``d - 1`` rules,
@@ -95,6 +97,11 @@ def tt_svd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> 
     TT
         With ``discarded`` per bond; ``||x - to_dense|| <= error_bound``.
 
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than two modes, a mode of length 0, or a NaN or an Inf.
+
     References
     ----------
     I. V. Oseledets, SIAM J. Sci. Comput. 33 (2011) 2295.
@@ -102,6 +109,8 @@ def tt_svd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> 
     xp = array_namespace(x)
     if x.ndim < 2:
         raise ValueError(f"x: expected a tensor with at least 2 modes, got shape {x.shape}")
+    check_nonempty("x", x)
+    check_finite("x", x)
     d = x.ndim
     if trunc is None:
         rules = [None] * (d - 1)
@@ -117,7 +126,7 @@ def tt_svd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> 
     left = 1
     for k in range(d - 1):
         n = x.shape[k]
-        res = truncated_svd(xp.reshape(rest, (left * n, -1)), rules[k])
+        res = truncated_svd(xp.reshape(rest, (left * n, -1)), rules[k], check_finite=False)
         r = res.s.shape[0]
         cores.append(xp.reshape(res.u, (left, n, r)))
         discarded.append(res.discarded)

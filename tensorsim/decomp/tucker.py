@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tensorsim._array_api import Array, array_namespace, to_float
+from tensorsim._checks import check_finite, check_nonempty
 from tensorsim.linalg import Truncation, truncated_svd
 from tensorsim.tensor_ops import multi_mode_dot, unfold
 
@@ -99,7 +100,8 @@ def hosvd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> T
     Parameters
     ----------
     x
-        Tensor with at least two modes.
+        Tensor with at least two modes, finite, no mode of length 0. An all-zero ``x``
+        gives a zero core, of ranks ``min_rank`` when ``trunc`` sets a tolerance.
     trunc
         One rule for all modes, whose tolerance (relative to ``||x||``) is split as
         ``tol / sqrt(d)`` over the ``d`` modes so that ``||x - result|| <= tol``; or a
@@ -110,6 +112,11 @@ def hosvd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> T
     Tucker
         With ``discarded`` per mode; ``||x - to_dense|| <= error_bound``.
 
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than two modes, a mode of length 0, or a NaN or an Inf.
+
     References
     ----------
     L. De Lathauwer, B. De Moor, J. Vandewalle, SIAM J. Matrix Anal. Appl. 21 (2000) 1253.
@@ -118,7 +125,7 @@ def hosvd(x: Array, trunc: Truncation | Sequence[Truncation] | None = None) -> T
     rules = _per_mode(x, trunc)
     factors, discarded = [], []
     for n in range(x.ndim):
-        res = truncated_svd(unfold(x, n), rules[n])
+        res = truncated_svd(unfold(x, n), rules[n], check_finite=False)
         factors.append(res.u)
         discarded.append(res.discarded)
     core = multi_mode_dot(x, factors, adjoint=True)
@@ -150,6 +157,11 @@ def sthosvd(
     Tucker
         With ``discarded`` per mode (in mode order); ``||x - to_dense|| <= error_bound``.
 
+    Raises
+    ------
+    ValueError
+        As :func:`hosvd`, or if ``order`` is not a permutation of the modes.
+
     References
     ----------
     N. Vannieuwenhoven, R. Vandebril, K. Meerbergen, SIAM J. Sci. Comput. 34 (2012) A1027.
@@ -167,7 +179,7 @@ def sthosvd(
     discarded = [0.0] * d
     core = x
     for n in order:
-        res = truncated_svd(unfold(core, n), rules[n])
+        res = truncated_svd(unfold(core, n), rules[n], check_finite=False)
         factors[n] = res.u
         discarded[n] = res.discarded
         # the new core along mode n is diag(s) vh, folded back
@@ -183,6 +195,9 @@ def sthosvd(
 
 
 def _check_tensor(x: Array) -> None:
+    """The entry check of :func:`hosvd` and :func:`sthosvd` (before any norm or SVD)."""
     array_namespace(x)  # a supported array type
     if x.ndim < 2:
         raise ValueError(f"x: expected a tensor with at least 2 modes, got shape {x.shape}")
+    check_nonempty("x", x)
+    check_finite("x", x)
