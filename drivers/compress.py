@@ -136,6 +136,8 @@ def load_tensor(params: InputParams) -> np.ndarray:
         )
     if not np.all(np.isfinite(x)):
         raise ValueError(f"input.source: {path} contains NaN or Inf")
+    if not np.any(x):
+        raise ValueError(f"input.source: {path} is all zero; nothing to compress")
     return np.asarray(x, dtype=np.float64)
 
 
