@@ -11,7 +11,8 @@ A driver module says what its experiment is (see ``drivers/tubal.py``)::
         def layout(self, run): ...             # what the file holds (Layout)
         plots = staticmethod(analysis.tubal.plots)
 
-    main = Driver("tubal", __doc__, TubalSweep()).main
+    DRIVER = Driver("tubal", __doc__, TubalSweep())
+    main, cli = DRIVER.main, DRIVER.cli  # main(argv) raises; cli() is the shell's
 
 :class:`Experiment` loads the configuration (with its presets) and declares the log line
 before the run, the run, the summary line and the plots of an output file. :class:`Sweep`
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from drivers._layout import Layout, Var, new_writer, write_records
+from drivers._layout import Layout, Var, check_output, new_writer, write_records
 from tensorsim.config import (
     ConfigError,
     Params,
@@ -51,6 +52,7 @@ __all__ = [
     "Sweep",
     "SweepRun",
     "Var",
+    "check_output",
     "new_writer",
     "write_records",
 ]
@@ -91,6 +93,9 @@ class Experiment:
         The table a preset sets.
     restartable
         Whether the experiment takes ``--restart FILE`` and ``--max-steps N``.
+    stops_gracefully
+        Whether its loop polls :func:`drivers._signals.stop_requested` after every step, so
+        that a shell's Ctrl-C or ``SIGTERM`` stops it after a step with a checkpoint.
     help
         One line, shown by ``--help`` of a driver with subcommands.
     """
@@ -99,6 +104,7 @@ class Experiment:
     presets: ClassVar[Mapping[str, Callable[[], Params]]] = {}
     preset_table: ClassVar[str] = "experiment"
     restartable: ClassVar[bool] = False
+    stops_gracefully: ClassVar[bool] = False
     help: ClassVar[str] = ""
 
     def load(self, path: str | Path | None = None, overrides: Sequence[str] = ()) -> Params:
@@ -255,8 +261,9 @@ class Sweep(Experiment):
                 f"(use {self.length_key})"
             )
         start = time.perf_counter()
+        path = check_output(self.output_path(cfg), comm)
         executor = Executor(comm)
-        run = SweepRun(cfg, comm, self.prepare(cfg, executor), path=self.output_path(cfg))
+        run = SweepRun(cfg, comm, self.prepare(cfg, executor), path=path)
         run.cases = list(self.cases(run))
         run.results = executor.map(
             functools.partial(self.run_case, run),

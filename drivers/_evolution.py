@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from drivers._base import Experiment, Layout, Var, new_writer
+from drivers._base import Experiment, Layout, Var, check_output, new_writer
+from drivers._signals import stop_requested
 from solvers.bug import BUGParams, LinearTreeRHS, make_stepper
 from solvers.evolution import TimeEvolution
 from tensorsim._array_api import to_numpy
@@ -146,6 +147,7 @@ class Evolution(Experiment):
     """
 
     restartable = True
+    stops_gracefully = True
     #: Fields of the integrator's :class:`~solvers.bug.StepInfo` recorded after every step.
     info_series: ClassVar[tuple[str, ...]] = ("trunc_error", "eta", "normal", "rejected")
 
@@ -171,11 +173,16 @@ class Evolution(Experiment):
         """On every rank when the last step is done, before the file is closed."""
 
     def summarize(self, summary: Mapping[str, Any]) -> str:
-        """Steps, wall time, largest rank, change of the monitored quantity, the file."""
+        """:meth:`report` of the steps and the file, or that there was nothing to do."""
+        if summary["steps"] == 0 and summary["finished"]:
+            return f"{summary['path']} holds a finished run: nothing to do"
+        return f"{self.report(summary)}; wrote {summary['path']}"
+
+    def report(self, summary: Mapping[str, Any]) -> str:
+        """Steps, wall time, largest rank, change of the monitored quantity."""
         return (
             f"{summary['steps']} steps in {summary['wall_time']:.1f} s, max rank "
-            f"{summary['max_rank']}, mass change {summary['mass_change']:+.1e}; "
-            f"wrote {summary['path']}"
+            f"{summary['max_rank']}, mass change {summary['mass_change']:+.1e}"
         )
 
     def run(
@@ -187,6 +194,8 @@ class Evolution(Experiment):
         ``max_rank``, ``finished`` and ``mass_change`` (see
         :meth:`solvers.evolution.TimeEvolution.run`).
         """
+        if restart is None:
+            check_output(cfg.output.path, comm)
         setup = self.build(cfg, Executor(comm))
         path = Path(cfg.output.path if restart is None else restart)
         if restart is None:
@@ -203,6 +212,8 @@ class Evolution(Experiment):
             values.update(max_rank=int(ranks.max()), ranks=ranks, wall_time=wall)
             if info is not None:
                 values.update({name: getattr(info, name) for name in self.info_series})
+            else:  # step 0: no step taken, so none rejected (the counter stays an integer)
+                values["rejected"] = 0
             out.append(evolution.t, **values)
 
         def checkpoint(evolution: TimeEvolution) -> None:
@@ -219,10 +230,15 @@ class Evolution(Experiment):
                 max_growth=cfg.time.max_growth, step=step, monitor0=monitor0,
                 record=record if comm.rank == 0 else None, checkpoint=checkpoint,
                 on_finish=lambda evolution: self.finish(cfg, setup, evolution.state, out),
+                should_stop=lambda: stop_requested(comm),
                 record_every=cfg.output.every, checkpoint_every=cfg.output.checkpoint_every,
                 log_every=cfg.output.log_every,
             )  # fmt: skip
             summary = evolution.run(max_steps)
+        except KeyboardInterrupt as exc:
+            out.close(finished=False)
+            exc.add_note(f"checkpointed; continue with --restart {path}")
+            raise
         except BaseException:
             out.close(finished=False)
             raise

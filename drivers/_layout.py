@@ -9,18 +9,85 @@ sweep, one record per entry.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tensorsim.config import Params, config_to_toml
+import numpy as np
+
+from tensorsim.config import ConfigError, Params, config_to_toml
 
 if TYPE_CHECKING:
     from tensorsim.io import Writer
 
-__all__ = ["Layout", "Var", "new_writer", "write_records"]
+__all__ = [
+    "OVERWRITE",
+    "RUNNING_DRIVER",
+    "Layout",
+    "Var",
+    "check_output",
+    "new_writer",
+    "write_records",
+]
+
+#: The driver running now (``"drivers.spin_chain"``), set by :class:`drivers._cli.Driver`:
+#: :func:`new_writer` stores it as the root attribute ``driver`` of every file, so that
+#: ``--restart`` and ``plot`` can tell a file of another driver.
+RUNNING_DRIVER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "RUNNING_DRIVER", default=None
+)
+
+#: Whether :func:`check_output` may let a run replace a file that holds a finished run.
+#: The command line sets it from ``--overwrite``; from Python (``main(argv)``) it is true.
+OVERWRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("OVERWRITE", default=True)
+
+
+def check_output(path: str | Path, comm: Any) -> Path:
+    """Check, before any compute, that a run can write ``path``; return it as a Path.
+
+    On rank 0: the directory is created if needed and must be writable, and an existing
+    file holding a finished run (root attribute ``finished = 1``) is refused unless
+    :data:`OVERWRITE` is set, so a finished result is never replaced by accident.
+
+    Raises
+    ------
+    PermissionError
+        If the directory cannot be created or written.
+    ConfigError
+        If ``path`` holds a finished run and overwriting was not asked for.
+    """
+    path = Path(path)
+    if comm.rank != 0:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"output path {path}: cannot create {path.parent} ({err})") from err
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output path {path}: the directory {path.parent} is not writable")
+    if path.is_dir():
+        raise IsADirectoryError(f"output path {path} is a directory, expected a file name")
+    if path.exists() and not OVERWRITE.get() and _finished(path):
+        raise ConfigError(
+            f"{path} holds a finished run: pass --overwrite to replace it, or choose another "
+            "file with --set output.path=..."
+        )
+    return path
+
+
+def _finished(path: Path) -> bool:
+    """Whether ``path`` is an output file of a finished run (unreadable files: no)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as root:
+            flag = np.asarray(root.attrs.get("finished", 0)).ravel()
+    except OSError:
+        return False
+    return flag.size == 1 and int(flag[0]) == 1
 
 
 @dataclass(frozen=True)
@@ -85,8 +152,8 @@ class Layout:
 def new_writer(path: str | Path, cfg: Params, comm: Any, layout: Layout) -> Writer:
     """Open a :class:`tensorsim.io.Writer` at ``path`` with every part of ``layout`` defined.
 
-    The resolved configuration is stored as the ``config`` attribute; rank 0 creates the
-    directory.
+    The resolved configuration is stored as the ``config`` attribute and the running
+    driver (:data:`RUNNING_DRIVER`) as ``driver``; rank 0 creates the directory.
     """
     from tensorsim.io import Writer
 
@@ -99,7 +166,10 @@ def new_writer(path: str | Path, cfg: Params, comm: Any, layout: Layout) -> Writ
         record_units=layout.record_units,
         comm=comm,
         config=config_to_toml(cfg),
-        attrs=dict(layout.attrs),
+        attrs={
+            **({"driver": RUNNING_DRIVER.get()} if RUNNING_DRIVER.get() else {}),
+            **layout.attrs,
+        },
     )
     for name, entry in layout.coords.items():
         values, long_name, units = (

@@ -289,7 +289,9 @@ class LoQTPretrain(_Adapters):
         return f"full-rank AdamW, LoQT-nq, LoQT for {e.pretrain.steps} steps"
 
 
-main = Driver("adapters", __doc__, {"sweep": AdaptersSweep(), "pretrain": LoQTPretrain()}).main
+DRIVER = Driver("adapters", __doc__, {"sweep": AdaptersSweep(), "pretrain": LoQTPretrain()})
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

@@ -262,7 +262,9 @@ class CompressSweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("compress", __doc__, CompressSweep()).main
+DRIVER = Driver("compress", __doc__, CompressSweep())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

@@ -289,7 +289,9 @@ class ConnectomeSweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("connectome", __doc__, ConnectomeSweep()).main
+DRIVER = Driver("connectome", __doc__, ConnectomeSweep())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

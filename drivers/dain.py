@@ -287,7 +287,9 @@ class DainScaling(_Command):
         return "\n".join([head, *scaling_lines(summary["rows"], summary["exponents"])])
 
 
-main = Driver("dain", __doc__, {"sweep": DainSweep(), "scaling": DainScaling()}).main
+DRIVER = Driver("dain", __doc__, {"sweep": DainSweep(), "scaling": DainScaling()})
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

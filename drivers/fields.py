@@ -273,7 +273,9 @@ class Fields(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("fields", __doc__, Fields()).main
+DRIVER = Driver("fields", __doc__, Fields())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

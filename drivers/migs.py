@@ -244,7 +244,9 @@ class MIGSSweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("migs", __doc__, {"sweep": MIGSSweep()}).main
+DRIVER = Driver("migs", __doc__, {"sweep": MIGSSweep()})
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

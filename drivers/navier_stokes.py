@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import problems.navier_stokes_data as nsd
 from analysis.navier_stokes import plot_dataset
-from drivers._base import Experiment, Layout, Sweep, SweepRun, Var
+from drivers._base import Experiment, Layout, Sweep, SweepRun, Var, check_output
 from drivers._cli import Driver
 from problems.navier_stokes import DatasetParams
 from tensorsim.config import Params, param
@@ -162,9 +162,9 @@ class Train(_Learning):
         """Train (or continue) with :func:`drivers._training.fit`; the summary."""
         from tensorsim.nn.models.fno import build_model
 
-        if max_steps is not None and max_steps < 1:
-            raise ValueError(f"--max-steps: expected a positive number of epochs, got {max_steps}")
         start, m, tfno = time.perf_counter(), cfg.model, _tfno()
+        if restart is None:
+            check_output(_training().run_path(cfg), comm)
         split = nsd.load_split(cfg.data, (m.in_channels, m.out_channels), cfg.device)
         model = build_model(m, device=cfg.device)
         tfno.check_grid(model, split.x_train, f"data.resolution = {split.resolution}")
@@ -242,7 +242,9 @@ class Evaluate(_Learning):
 
 
 COMMANDS = {"generate": Generate(), "train": Train(), "evaluate": Evaluate()}
-main = Driver("navier_stokes", __doc__, COMMANDS).main
+DRIVER = Driver("navier_stokes", __doc__, COMMANDS)
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

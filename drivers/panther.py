@@ -292,7 +292,9 @@ class PantherSweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("panther", __doc__, PantherSweep()).main
+DRIVER = Driver("panther", __doc__, PantherSweep())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

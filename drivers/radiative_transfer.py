@@ -188,7 +188,9 @@ class RadiativeTransfer(Evolution):
     plots = staticmethod(plots)
 
 
-main = Driver("radiative_transfer", __doc__, RadiativeTransfer()).main
+DRIVER = Driver("radiative_transfer", __doc__, RadiativeTransfer())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

@@ -284,7 +284,9 @@ class SMMFSweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("smmf", __doc__, SMMFSweep()).main
+DRIVER = Driver("smmf", __doc__, SMMFSweep())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from analysis.spin_chain import ground_plots, plots
-from drivers._base import Experiment, Layout, Var
+from drivers._base import Experiment, Layout, Var, check_output
 from drivers._cli import Driver
 from drivers._evolution import STEP_SERIES, Evolution, EvolutionOutput, Setup
 from drivers._layout import new_writer
@@ -345,11 +345,11 @@ class SpinChain(Evolution):
             f"h={t.h}, T={t.t_end} on {n_ranks} rank(s)"
         )
 
-    def summarize(self, summary: Mapping[str, Any]) -> str:
-        """Steps, wall time, largest rank, the file."""
+    def report(self, summary: Mapping[str, Any]) -> str:
+        """Steps, wall time, largest rank."""
         return (
             f"{summary['steps']} steps in {summary['wall_time']:.1f} s, max rank "
-            f"{summary['max_rank']}; wrote {summary['path']}"
+            f"{summary['max_rank']}"
         )
 
     plots = staticmethod(plots)
@@ -425,6 +425,7 @@ class SpinChainGround(Experiment):
                     f"config key 'model.{key}': the ground command starts from a random "
                     "state (solver.initial_rank, solver.seed) of a time-independent model"
                 )
+        check_output(cfg.output.path, comm)
         tree = build_tree(params)
         op = to_ttno(hamiltonian(params), tree)
         if not op.hermitian:
@@ -538,9 +539,11 @@ class SpinChainGround(Experiment):
         )
 
 
-main = Driver(
+DRIVER = Driver(
     "spin_chain", __doc__, {"evolve": SpinChain(), "ground": SpinChainGround()}, default="evolve"
-).main
+)
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

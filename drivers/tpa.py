@@ -273,7 +273,9 @@ class TPASweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("tpa", __doc__, TPASweep()).main
+DRIVER = Driver("tpa", __doc__, TPASweep())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

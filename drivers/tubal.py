@@ -290,7 +290,9 @@ class TubalSweep(Sweep):
     plots = staticmethod(plots)
 
 
-main = Driver("tubal", __doc__, TubalSweep()).main
+DRIVER = Driver("tubal", __doc__, TubalSweep())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

@@ -207,7 +207,9 @@ class UQ(Evolution):
     plots = staticmethod(plots)
 
 
-main = Driver("uq", __doc__, UQ()).main
+DRIVER = Driver("uq", __doc__, UQ())
+main = DRIVER.main
+cli = DRIVER.cli
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

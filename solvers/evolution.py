@@ -214,6 +214,9 @@ class TimeEvolution:
         and where a call stops.
     on_finish
         ``on_finish(evolution)``, once, at the end of the call that reached ``n_steps``.
+    should_stop
+        ``should_stop() -> bool``, after the hooks of every step (a signal handler's flag):
+        true checkpoints that step and raises ``KeyboardInterrupt``.
     record_every, checkpoint_every, log_every
         Cadences in steps.
 
@@ -242,6 +245,7 @@ class TimeEvolution:
         record: Callable[[TimeEvolution, StepInfo | None, float], None] | None = None,
         checkpoint: Callable[[TimeEvolution], None] | None = None,
         on_finish: Callable[[TimeEvolution], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
         record_every: int = 1,
         checkpoint_every: int = 25,
         log_every: int = 10,
@@ -284,6 +288,7 @@ class TimeEvolution:
         self._record = _optional_callable(record, "record")
         self._checkpoint = _optional_callable(checkpoint, "checkpoint")
         self._on_finish = _optional_callable(on_finish, "on_finish")
+        self._should_stop = _optional_callable(should_stop, "should_stop")
         self._record_every = _positive_int(record_every, "record_every")
         self._checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
         self._log_every = _positive_int(log_every, "log_every")
@@ -359,6 +364,9 @@ class TimeEvolution:
             On NaN/Inf in the state or a blow-up of the monitored quantity; the message
             names the step, its time and the last checkpoint. The evolution keeps the
             state before the failed step.
+        KeyboardInterrupt
+            Ctrl-C (or what the caller maps to it) during a step: the last completed step
+            is checkpointed first, so a restart loses only the interrupted step.
         """
         if max_steps is None:
             stop = self._n_steps
@@ -425,7 +433,11 @@ class TimeEvolution:
         wall_total, max_rank = 0.0, 0
         for k in range(first, stop):
             t0 = time.perf_counter()
-            y, info = self._stepper(self._state, k * h, h)
+            try:
+                y, info = self._stepper(self._state, k * h, h)
+            except KeyboardInterrupt:
+                self._checkpoint_interrupted(k + 1)
+                raise
             wall = time.perf_counter() - t0
             wall_total += wall
             done = k + 1
@@ -465,6 +477,9 @@ class TimeEvolution:
             ):
                 self._checkpoint(self)
                 self._last_checkpoint = done
+            if self._should_stop is not None and done < n_steps and self._should_stop():
+                self._checkpoint_interrupted(done)
+                raise KeyboardInterrupt(f"stopped after step {done} on request")
         finished = self._step == n_steps
         if final and finished and self._on_finish is not None and not self._finish_called:
             self._finish_called = True
@@ -476,6 +491,16 @@ class TimeEvolution:
             "finished": finished,
             "mass_change": float(self._change),
         }
+
+    def _checkpoint_interrupted(self, step: int) -> None:
+        """Stopped in or after ``step``: checkpoint the last completed step unless it has one.
+
+        The hooks of that step are done, so a restart from it continues exactly.
+        """
+        if self._checkpoint is not None and self._last_checkpoint != self._step:
+            self._checkpoint(self)
+            self._last_checkpoint = self._step
+        logger.warning("interrupted at step %d; %s", step, self._kept())
 
     def _kept(self) -> str:
         if self._last_checkpoint is None:

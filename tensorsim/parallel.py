@@ -322,9 +322,10 @@ class Executor:
 def abort_on_error(comm: Any) -> Iterator[None]:
     """Make an exception on one rank end the whole job instead of hanging the others.
 
-    For a driver's ``main``: an exception inside the block is logged at CRITICAL with the
-    rank and, when ``comm.size > 1``, ``comm.Abort(1)`` ends every rank. In serial the
-    exception is re-raised. ``SystemExit`` with code 0 or ``None`` always propagates;
+    For a driver's ``main``. In serial the exception is re-raised untouched (the caller
+    reports it). When ``comm.size > 1`` it is logged at CRITICAL as one line with the rank
+    (the traceback too when the logger is at DEBUG) and ``comm.Abort(1)`` ends every rank.
+    ``SystemExit`` with code 0 or ``None`` always propagates;
     ``SystemExit`` with another code and ``KeyboardInterrupt`` abort under MPI (with the
     exit code, or 1) and propagate in serial.
 
@@ -338,10 +339,17 @@ def abort_on_error(comm: Any) -> Iterator[None]:
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         rank, size = comm.Get_rank(), comm.Get_size()
         code = exc.code if isinstance(exc, SystemExit) else 1
-        if isinstance(exc, Exception):
-            logger.critical("rank %d/%d: unhandled exception", rank, size, exc_info=True)
         if size == 1 or code in (0, None):
             raise
+        if isinstance(exc, Exception):
+            logger.critical(
+                "rank %d/%d: %s: %s",
+                rank,
+                size,
+                type(exc).__name__,
+                exc,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
         code = code if isinstance(code, int) else 1
         logger.critical("rank %d/%d: aborting all ranks (code %d) after %r", rank, size, code, exc)
         for stream in (sys.stdout, sys.stderr):

@@ -265,12 +265,24 @@ class _RecordingComm(SerialComm):
         self.aborted.append(errorcode)
 
 
-def test_abort_on_error_serial_reraises_and_logs(caplog):
-    with caplog.at_level(logging.CRITICAL, logger="tensorsim.parallel"):
+def test_abort_on_error_serial_reraises_untouched(caplog):
+    """In serial the caller reports the error (one line from the command line): nothing is
+    logged here, so a traceback is never printed twice."""
+    with caplog.at_level(logging.DEBUG, logger="tensorsim.parallel"):
         with pytest.raises(RuntimeError, match="bad"):
             with abort_on_error(SerialComm()):
                 raise RuntimeError("bad")
-    assert any(r.levelno == logging.CRITICAL and "rank 0/1" in r.message for r in caplog.records)
+    assert not caplog.records
+
+
+def test_abort_on_error_parallel_logs_one_line(caplog):
+    with caplog.at_level(logging.INFO, logger="tensorsim.parallel"):
+        with pytest.raises(RuntimeError):
+            with abort_on_error(_RecordingComm()):
+                raise RuntimeError("bad value")
+    first = caplog.records[0]
+    assert first.levelno == logging.CRITICAL and not first.exc_info
+    assert first.getMessage() == "rank 0/2: RuntimeError: bad value"
 
 
 @pytest.mark.parametrize(
@@ -436,6 +448,5 @@ def test_mpi_abort_on_error_ends_whole_job(tmp_path):
     rc, out, wall = _mpirun(ABORT_SCRIPT, tmp_path)
     assert rc != 0, out
     assert wall < 30, out
-    assert "CRITICAL tensorsim.parallel: rank 1/2: unhandled exception" in out, out
-    assert "RuntimeError: failure on rank 1 only" in out, out
+    assert "CRITICAL tensorsim.parallel: rank 1/2: RuntimeError: failure on rank 1 only" in out
     assert not (tmp_path / "passed_barrier").exists()

@@ -670,8 +670,9 @@ def test_bad_files(dataset, trained, tmp_path):
         _train(tmp_path / "nothing.nc", tmp_path / "run.nc")
     with pytest.raises(ValueError, match="is not a run file"):
         driver.main(["evaluate", "--set", f"evaluate.run={path}"])
-    with pytest.raises(ValueError, match="--max-steps: expected a positive"):
+    with pytest.raises(SystemExit) as stop:  # refused by the parser, before any work
         driver.main(["train", "--restart", str(run), "--max-steps", "0"])
+    assert stop.value.code == 2
     with pytest.raises(ConfigError, match="--restart continues with the configuration"):
         driver.main(["train", "--restart", str(run), "--set", "train.epochs=5"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.nc"]
