@@ -168,7 +168,19 @@ def _correlation_errors(
     }
 
 
-def _has_exact(cfg: SpinChainRun) -> bool:
+def _has_exact(cfg: SpinChainRun | GroundRun, *, say: bool = False) -> bool:
+    """Whether the run compares with exact diagonalization (asked for, and small enough).
+
+    ``say``: log why not when the chain is too long (once per run, where the file is laid
+    out).
+    """
+    if say and cfg.output.reference and cfg.model.sites > MAX_EXACT_SITES:
+        logger.info(
+            "no exact reference: %d sites is more than the %d that exact diagonalization "
+            "takes here (no error_* series in the file)",
+            cfg.model.sites,
+            MAX_EXACT_SITES,
+        )
     return cfg.output.reference and cfg.model.sites <= MAX_EXACT_SITES
 
 
@@ -231,7 +243,7 @@ class SpinChain(Evolution):
             Var("wall_parallel", units="s", long_name="time in the parallel part"),
             Var("wall_serial", units="s", long_name="time in the serial glue"),
         ]
-        if _has_exact(cfg):
+        if _has_exact(cfg, say=True):
             series += [
                 Var("mz_exact", ("site",), long_name="exact <Z_k>"),
                 Var("zz_exact", ("bond",), long_name="exact <Z_i Z_j> of neighbours"),
@@ -431,11 +443,11 @@ class SpinChainGround(Experiment):
         if not op.hermitian:
             raise ValueError("model: the Hamiltonian is not Hermitian; a ground state needs one")
         exact = None
-        if cfg.output.reference and params.sites <= MAX_EXACT_SITES and comm.rank == 0:
+        has_exact = _has_exact(cfg, say=comm.rank == 0)
+        if has_exact and comm.rank == 0:
             energy, vector = exact_ground_state(params)
             corr = {n: pauli_correlations(vector, n[0]) for n in cfg.output.correlations}
             exact = (energy, corr)
-        has_exact = cfg.output.reference and params.sites <= MAX_EXACT_SITES
         out = new_writer(cfg.output.path, cfg, comm, self._layout(cfg, tree, has_exact))
         start = time.perf_counter()
 
