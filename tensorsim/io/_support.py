@@ -30,6 +30,7 @@ __all__ = [
     "output_path",
     "package_version",
     "remove_stale_tmp",
+    "require_io",
     "variable_attrs",
     "versions_string",
 ]
@@ -38,6 +39,26 @@ logger = logging.getLogger(__name__)
 
 #: Packages whose versions go into the ``versions`` attribute (when installed).
 _VERSIONED = ("numpy", "scipy", "torch", "mpi4py", "h5py", "h5netcdf", "xarray")
+
+
+def require_io(*, xarray: bool = False) -> None:
+    """Check that the file packages import (h5py, h5netcdf, and xarray if asked).
+
+    Raises
+    ------
+    ImportError
+        Naming the missing package and the extra that installs it.
+    """
+    import importlib
+
+    for name in ("h5py", "h5netcdf", *(("xarray",) if xarray else ())):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise ImportError(
+                f"tensorsim.io needs {name} to read and write output files; install the io "
+                "extra: pip install tensorsim[io]"
+            ) from err
 
 
 def package_version(name: str) -> str | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from tensorsim.io._ncutil import attr_from_file, check_name, decode_array, encode_array
+from tensorsim.io._support import require_io
 
 if TYPE_CHECKING:
     import xarray
@@ -248,6 +249,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint | None:
     ValueError
         If the checkpoint group is malformed.
     """
+    require_io()
     import h5netcdf
 
     p = _existing(path)
@@ -278,6 +280,7 @@ def open_run(path: str | os.PathLike[str]) -> tuple[xarray.Dataset, Checkpoint |
     FileNotFoundError
         If ``path`` or a bulk set file it names does not exist.
     """
+    require_io(xarray=True)
     import xarray
 
     from tensorsim.io.bulk import read_bulk

@@ -73,6 +73,7 @@ from tensorsim.io._support import (
     output_path,
     package_version,
     remove_stale_tmp,
+    require_io,
     variable_attrs,
     versions_string,
 )
@@ -180,6 +181,7 @@ class Writer:
         self._mpi_size = size
         if not self._active:
             return
+        require_io()
         self._path = output_path(path)
         self._record_dim = check_name(record_dim, "record_dim")
         self._record_units = check_text(record_units, "record_units")

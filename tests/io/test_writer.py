@@ -384,3 +384,12 @@ def test_string_series_round_trip_and_resume(tmp_path):
     ds, _ = open_run(path)
     assert list(ds["label"].values) == ["tucker", "", "cp rank=4", "tt"]
     np.testing.assert_array_equal(ds["error"].values, [0.5, 0.25, 0.125, 0.0625])
+
+
+@pytest.mark.parametrize("missing", ["h5netcdf", "h5py"])
+def test_a_missing_file_package_names_the_extra(tmp_path, monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # import of it raises ImportError
+    with pytest.raises(ImportError, match=rf"needs {missing} .* pip install tensorsim\[io\]"):
+        Writer(tmp_path / "run.nc")
+    with pytest.raises(ImportError, match=r"pip install tensorsim\[io\]"):
+        open_run(tmp_path / "run.nc")
