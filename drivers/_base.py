@@ -35,10 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from drivers._journal import CaseJournal
 from drivers._layout import Layout, Var, check_output, new_writer, write_records
 from tensorsim.config import (
     ConfigError,
     Params,
+    config_to_toml,
     load_config,
     load_with_preset,
     param,
@@ -154,6 +156,16 @@ class Experiment:
         """Write the PNG plots of the output file ``ds`` (opened) as ``<base>_*.png``."""
         return []
 
+    def stored_config(self, path: Path) -> str:
+        """The configuration text a ``--restart path`` continues with (rank 0).
+
+        Default: the attribute ``config`` of the output file.
+        """
+        from tensorsim.io import open_run
+
+        ds, _ = open_run(path)
+        return str(ds.attrs["config"])
+
 
 @dataclass
 class SweepRun:
@@ -193,6 +205,11 @@ class Sweep(Experiment):
     :meth:`layout`, and adds :meth:`finish` to the summary (``path``, ``wall_time``,
     ``busy_time`` per rank). Every hook gets the :class:`SweepRun` in progress.
 
+    The cases run in rounds of one per rank; after every round rank 0 stores the finished
+    results in the case journal (:mod:`drivers._journal`), so a crash loses at most the
+    cases in flight, and ``--restart <output>`` computes only the missing ones.
+    ``--max-steps N`` stops after ``N`` more cases (the journal keeps them).
+
     Attributes
     ----------
     length_key
@@ -201,6 +218,7 @@ class Sweep(Experiment):
     """
 
     length_key: ClassVar[str] = "the configuration"
+    restartable = True
 
     def prepare(self, cfg: Any, executor: Executor) -> Any:
         """The input shared by every case (default None), the same on every rank.
@@ -249,33 +267,67 @@ class Sweep(Experiment):
         """:meth:`report`, the wall time and busy time per rank, the file."""
         busy = ", ".join(f"{t:.1f}" for t in summary["busy_time"])
         times = f"{summary['wall_time']:.1f} s (busy time per rank {busy} s)"
+        if not summary["finished"]:
+            return (
+                f"{times}; stopped before the last case: continue with --restart {summary['path']}"
+            )
         return "; ".join(p for p in (self.report(summary), times, f"wrote {summary['path']}") if p)
 
     def run(
         self, cfg: Any, comm: Any, *, restart: Path | None = None, max_steps: int | None = None
     ) -> dict[str, Any]:
-        """Run every case over the ranks, write the file; return the summary."""
-        if restart is not None or max_steps is not None:
-            raise ConfigError(
-                "this sweep runs to the end: --restart and --max-steps are not supported "
-                f"(use {self.length_key})"
-            )
+        """Run the cases over the ranks (the missing ones on a restart), write the file.
+
+        Returns the summary; a run stopped by ``max_steps`` before its last case has
+        ``finished`` false and no file yet (its cases are in the journal).
+        """
         start = time.perf_counter()
-        path = check_output(self.output_path(cfg), comm)
+        path = check_output(self.output_path(cfg) if restart is None else restart, comm)
         executor = Executor(comm)
         run = SweepRun(cfg, comm, self.prepare(cfg, executor), path=path)
         run.cases = list(self.cases(run))
-        run.results = executor.map(
-            functools.partial(self.run_case, run),
-            run.cases,
-            costs=[self.cost(run, case) for case in run.cases],
-        )
-        layout, state = self.layout(run), self.state(run)
-        write_records(run.path, cfg, comm, layout, self.records(run), state=state)
+        journal = CaseJournal(path, config_to_toml(cfg), [repr(c) for c in run.cases])
+        if restart is not None and comm.rank == 0:
+            journal.load()
+        done: dict[int, Any] = comm.bcast(journal.results, root=0)
+        todo = [i for i in range(len(run.cases)) if i not in done]
+        if done:
+            logger.info(
+                "%d of %d cases done before; %d to go", len(done), len(run.cases), len(todo)
+            )
+        todo = todo[:max_steps] if max_steps is not None else todo
+        busy = [0.0] * comm.size
+        costs = {i: self.cost(run, run.cases[i]) for i in todo}
+        for first in range(0, len(todo), comm.size):
+            round_ = todo[first : first + comm.size]
+            results = executor.map(
+                functools.partial(self.run_case, run),
+                [run.cases[i] for i in round_],
+                costs=[costs[i] for i in round_],
+            )
+            busy = [b + t for b, t in zip(busy, executor.last_timings, strict=True)]
+            done.update(zip(round_, results, strict=True))
+            if comm.rank == 0:
+                journal.record(dict(zip(round_, results, strict=True)))
         summary: dict[str, Any] = {
             "path": str(run.path),
             "wall_time": time.perf_counter() - start,
-            "busy_time": executor.last_timings,
+            "busy_time": busy,
+            "finished": len(done) == len(run.cases),
         }
+        if not summary["finished"]:
+            logger.info(
+                "stopped after %d of %d cases: --restart %s", len(done), len(run.cases), path
+            )
+            return summary
+        run.results = [done[i] for i in range(len(run.cases))]
+        layout, state = self.layout(run), self.state(run)
+        write_records(run.path, cfg, comm, layout, self.records(run), state=state)
+        if comm.rank == 0:
+            journal.remove()
         summary.update(self.finish(run))
         return summary
+
+    def stored_config(self, path: Path) -> str:
+        """The configuration in the case journal of the unfinished sweep ``path``."""
+        return CaseJournal.stored_config(path)

@@ -312,10 +312,9 @@ class Driver:
                 raise ConfigError("--restart continues with the configuration stored in the file")
             text = None
             if comm.rank == 0:
-                from tensorsim.io import open_run
-
-                ds, _ = open_run(self._own_file(restart))
-                text = str(ds.attrs["config"])
+                if Path(restart).is_file():
+                    self._own_file(restart)
+                text = experiment.stored_config(Path(restart))
             cfg = config_from_toml(experiment.config, comm.bcast(text, root=0))
         else:
             cfg = experiment.load(args.config, args.set)

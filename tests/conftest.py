@@ -1,4 +1,5 @@
-"""Shared fixtures: the ``xp`` fixture runs a test on every available array backend."""
+"""Shared fixtures: ``xp`` runs a test on every available array backend; ``kill_after_ready``
+runs a writing script and SIGKILLs it mid-write."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import importlib.util  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -117,3 +124,40 @@ def break_step(monkeypatch):
         monkeypatch.setitem(integrators, name, step)
 
     return apply
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def kill_after_ready(tmp_path: Path) -> Callable[[str, Path, float], None]:
+    """``kill(script, path, delay, extra=())``: run ``script`` (Python source taking the
+    output path and ``extra`` as its arguments and printing ``ready`` once it works), SIGKILL
+    it ``delay`` seconds after ``ready``, and check that the signal is what ended it."""
+    script_file = tmp_path / "kill_me.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+
+    def kill(script: str, path: Path, delay: float, extra: Sequence[str] = ()) -> None:
+        import time
+
+        script_file.write_text(textwrap.dedent(script))
+        proc = subprocess.Popen(
+            [sys.executable, str(script_file), str(path), *extra],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        assert proc.returncode == -signal.SIGKILL
+
+    return kill

@@ -175,11 +175,10 @@ def test_empty_lrs_use_adapt_lr():
     assert e.runs() == [("full", 0, 0.02, 0), ("lora", 2, 0.02, 0)]
 
 
-@pytest.mark.parametrize("option", [["--restart", "x.nc"], ["--max-steps", "3"]])
-def test_restart_and_max_steps_are_not_options(option, capsys):
-    with pytest.raises(SystemExit) as err:
-        driver.main(["sweep", *option])
-    assert err.value.code == 2 and option[0] in capsys.readouterr().err
+def test_restart_needs_the_journal(tmp_path):
+    """A sweep keeps its finished cases in a journal; --restart needs that journal."""
+    with pytest.raises(FileNotFoundError, match="no journal x.nc.cases"):
+        driver.main(["sweep", "--restart", str(tmp_path / "x.nc")])
 
 
 def test_target_that_matches_no_layer_names_the_pattern(tmp_path):

@@ -184,3 +184,58 @@ def test_a_finished_run_is_not_replaced_without_overwrite(tmp_path, capsys):
     capsys.readouterr()
     assert driver.cli(["--restart", str(out)]) == 0
     assert f"{out} holds a finished run: nothing to do" in capsys.readouterr().out
+
+
+COMPRESS = ["--set", "input.shape=[14,12,10]", "--set", "cases.tolerances=[1e-1,1e-3]",
+            "--set", "cases.cp_ranks=[2,5]"]  # fmt: skip
+
+
+def test_a_sweep_keeps_finished_cases_and_restarts(tmp_path):
+    """--max-steps stops a sweep after some cases (kept in its journal, no output file yet);
+    --restart computes the rest: the file of an uninterrupted run (timings aside)."""
+    import drivers.compress as compress
+    from drivers._journal import journal_path
+    from tensorsim.testing import differing_variables
+
+    full, part = tmp_path / "full.nc", tmp_path / "part.nc"
+    compress.main([*COMPRESS, "--set", f"output.path={full}"])
+    summary = compress.main([*COMPRESS, "--set", f"output.path={part}", "--max-steps", "3"])
+    assert not summary["finished"] and not part.exists() and journal_path(part).is_dir()
+    assert compress.main(["--restart", str(part), "--max-steps", "1"])["finished"] is False
+    assert compress.main(["--restart", str(part)])["finished"]
+    assert not journal_path(part).exists()
+    assert differing_variables(full, part) == []
+    with pytest.raises(FileNotFoundError, match="no journal part.nc.cases"):
+        compress.main(["--restart", str(part)])
+
+
+_SWEEP_KILL = """
+import sys, time
+import drivers.compress as compress
+
+original = compress.CompressSweep.run_case
+
+def slow(self, run, case):
+    time.sleep(0.3)  # time for the signal to land between and inside cases
+    return original(self, run, case)
+
+compress.CompressSweep.run_case = slow
+print("ready", flush=True)
+compress.main(sys.argv[2:] + ["--set", "output.path=" + sys.argv[1]])
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_in_a_sweep_loses_only_the_case_in_flight(tmp_path, kill_after_ready):
+    import drivers.compress as compress
+    from drivers._journal import journal_path
+    from tensorsim.testing import differing_variables
+
+    full = tmp_path / "full.nc"
+    compress.main([*COMPRESS, "--set", f"output.path={full}"])
+    for trial, delay in enumerate((1.2, 2.0)):
+        part = tmp_path / f"killed{trial}.nc"
+        kill_after_ready(_SWEEP_KILL, part, delay, extra=COMPRESS)
+        assert not part.exists() and journal_path(part).is_dir()
+        compress.main(["--restart", str(part)])
+        assert differing_variables(full, part) == []

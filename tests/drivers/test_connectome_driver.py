@@ -145,13 +145,10 @@ def test_bad_config_is_rejected(override, message):
         driver.ConnectomeSweep().load(None, [override])
 
 
-@pytest.mark.parametrize("option", [["--max-steps", "3"], ["--restart", "x.nc"]])
-def test_sweep_takes_no_restart(tmp_path, capsys, option):
-    with pytest.raises(SystemExit) as info:
-        driver.main([*option, "--set", f"output.path={tmp_path / 'x.nc'}"])
-    err = capsys.readouterr().err
-    assert info.value.code == 2 and f"unrecognized arguments: {option[0]}" in err
-    assert not (tmp_path / "x.nc").exists()
+def test_restart_needs_the_journal(tmp_path):
+    """A sweep keeps its finished cases in a journal; --restart needs that journal."""
+    with pytest.raises(FileNotFoundError, match="no journal x.nc.cases"):
+        driver.main(["--restart", str(tmp_path / "x.nc")])
 
 
 @pytest.mark.slow  # default run kept under 10 min on 2 cores

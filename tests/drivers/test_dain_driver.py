@@ -216,10 +216,11 @@ def test_options_at_the_preset_value_or_read_by_the_command_are_accepted():
     assert (scaling.model.cp_rank, scaling.data.seed, scaling.data.skew) == (3, 4, 1.0)
 
 
-@pytest.mark.parametrize("command", ["sweep", "scaling"])
-def test_restart_is_not_offered(command, capsys):
+def test_restart_of_the_sweep_needs_its_journal_and_scaling_has_none(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no journal x.nc.cases"):
+        driver.main(["sweep", "--restart", str(tmp_path / "x.nc")])
     with pytest.raises(SystemExit) as info:
-        driver.main([command, "--restart", "x.nc"])
+        driver.main(["scaling", "--restart", "x.nc"])
     assert info.value.code == 2 and "--restart" in capsys.readouterr().err
 
 

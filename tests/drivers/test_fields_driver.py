@@ -109,11 +109,10 @@ def test_unused_tables_keep_the_preset_values():
     assert [s.kind for s in cfg.experiment.specs()] == ["cp", "cp"]
 
 
-@pytest.mark.parametrize("option", [["--restart", "x.nc"], ["--max-steps", "3"]])
-def test_restart_and_max_steps_are_not_options(option, capsys):
-    with pytest.raises(SystemExit) as exc:
-        driver.main([*TINY, *option])
-    assert exc.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+def test_restart_needs_the_journal(tmp_path):
+    """A sweep keeps its finished cases in a journal; --restart needs that journal."""
+    with pytest.raises(FileNotFoundError, match="no journal x.nc.cases"):
+        driver.main(["--restart", str(tmp_path / "x.nc")])
 
 
 @pytest.mark.mpi

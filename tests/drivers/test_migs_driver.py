@@ -129,11 +129,10 @@ def test_bad_config_is_rejected(override, message):
         driver.MIGSSweep().load(None, override.split("\0"))
 
 
-@pytest.mark.parametrize("option", [["--restart", "x.nc"], ["--max-steps", "3"]])
-def test_restart_and_max_steps_are_not_options(option, capsys):
-    with pytest.raises(SystemExit) as exc:
-        driver.main(["sweep", *TINY, *option])
-    assert exc.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+def test_restart_needs_the_journal(tmp_path):
+    """A sweep keeps its finished cases in a journal; --restart needs that journal."""
+    with pytest.raises(FileNotFoundError, match="no journal x.nc.cases"):
+        driver.main(["sweep", "--restart", str(tmp_path / "x.nc")])
 
 
 @pytest.mark.slow  # process start-up of 2 ranks on 2 loaded cores

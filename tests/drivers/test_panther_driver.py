@@ -90,12 +90,10 @@ def test_presets_and_output_path():
     assert cfg.preset == "synthetic" and str(sweep.output_path(cfg)) == "x/y.nc"
 
 
-def test_sweep_takes_no_restart(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        driver.main(["--max-steps", "3", "--set", f"output.path={tmp_path / 'x.nc'}"])
-    assert info.value.code == 2
-    assert "unrecognized arguments: --max-steps" in capsys.readouterr().err
-    assert not (tmp_path / "x.nc").exists()
+def test_restart_needs_the_journal(tmp_path):
+    """A sweep keeps its finished cases in a journal; --restart needs that journal."""
+    with pytest.raises(FileNotFoundError, match="no journal x.nc.cases"):
+        driver.main(["--restart", str(tmp_path / "x.nc")])
 
 
 def test_files_source_reads_the_tables(tmp_path):

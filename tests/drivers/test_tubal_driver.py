@@ -174,14 +174,6 @@ def test_bad_input(tmp_path, args, match):
     assert not (tmp_path / "x.nc").exists()
 
 
-def test_sweep_takes_no_restart(tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        driver.main(["--max-steps", "3", "--set", f"output.path={tmp_path / 'x.nc'}"])
-    assert info.value.code == 2
-    assert "unrecognized arguments: --max-steps" in capsys.readouterr().err
-    assert not (tmp_path / "x.nc").exists()
-
-
 def test_divergence_names_the_step(tmp_path):
     with pytest.raises(FloatingPointError, match="try a smaller one"):
         driver.main(
