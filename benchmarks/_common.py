@@ -6,6 +6,7 @@ import ctypes
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,10 @@ import numpy as np
 from tensorsim.testing import fold_slices, unfold_slices
 
 T = TypeVar("T")
+
+
+#: The repository root.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def best_time(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
@@ -142,3 +147,44 @@ def write_report(report: str, output: Path | None) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report, encoding="utf-8")
         progress(f"wrote {output}")
+
+
+def code_state() -> str:
+    """Commit and the uncommitted library files, so a result can be matched to the code."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "tensorsim", "solvers", "problems"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    dirty = [line[3:] for line in status]
+    return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
+
+
+def run_provenance(
+    code_at_start: str, load: tuple[tuple[float, ...], tuple[float, ...]], wall: float
+) -> dict[str, str]:
+    """Report lines on what ran: the code at the start and end, the load, the wall time."""
+    code_at_end = code_state()
+    return {
+        "tensorsim code": (
+            code_at_end
+            if code_at_end == code_at_start
+            else f"{code_at_start} at the start, {code_at_end} at the end (changed during the run)"
+        ),
+        "load average (1, 5, 15 min) at start / end": (
+            f"{', '.join(f'{x:.2f}' for x in load[0])} / {', '.join(f'{x:.2f}' for x in load[1])}"
+        ),
+        "benchmark wall time": f"{wall:.0f} s",
+    }

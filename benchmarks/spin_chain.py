@@ -58,9 +58,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import (
+    code_state,
     machine_info,
     markdown_table,
     progress,
+    run_provenance,
     venv_mpiexec,
     write_report,
 )
@@ -1019,29 +1021,6 @@ def run_scaling(
 # --------------------------------------------------------------------------- report
 
 
-def _git_state() -> str:
-    """Commit and the uncommitted library files, so a result can be matched to the code."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", "tensorsim", "solvers", "problems"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    dirty = [line[3:] for line in status]
-    return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
-
-
 CASE_HEADER = (
     "method",
     "setting that met the target",
@@ -1161,16 +1140,7 @@ def render(
     info = machine_info()
     info["TeNPy"] = tenpy.__version__
     info["quimb"] = quimb.__version__
-    code_at_end = _git_state()
-    info["tensorsim code"] = (
-        code_at_end
-        if code_at_end == code_at_start
-        else f"{code_at_start} at the start, {code_at_end} at the end (changed during the run)"
-    )
-    info["load average (1, 5, 15 min) at start / end"] = (
-        f"{', '.join(f'{x:.2f}' for x in load[0])} / {', '.join(f'{x:.2f}' for x in load[1])}"
-    )
-    info["benchmark wall time"] = f"{wall:.0f} s"
+    info.update(run_provenance(code_at_start, load, wall))
     lines = [
         "# Spin-chain time evolution: tensorsim BUG and TDVP vs TeNPy and quimb",
         "",
@@ -1303,7 +1273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         progress("warning: OMP_NUM_THREADS is not 1; timings on shared cores will suffer")
     budget = args.budget if args.budget is not None else (10.0 if args.quick else BUDGET)
     load_start = os.getloadavg()
-    code_at_start = _git_state()
+    code_at_start = code_state()
     start = time.perf_counter()
     progress("warming up TeNPy and quimb ...")
     warm_up()
