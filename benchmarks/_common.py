@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import datetime
 import os
@@ -188,3 +189,34 @@ def run_provenance(
         ),
         "benchmark wall time": f"{wall:.0f} s",
     }
+
+
+def ladder_parser(
+    prog: str, description: str, case_keys: Sequence[str], results: str
+) -> argparse.ArgumentParser:
+    """The options of a ladder benchmark: ``--quick``, ``--cases``, ``--budget``, ``--output``.
+
+    ``results`` names the report a full run writes (``benchmarks/results/<results>``). Check
+    the budget with :func:`check_budget` after parsing.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run (< 1 min)")
+    parser.add_argument(
+        "--cases", nargs="+", choices=case_keys, default=list(case_keys), help="cases to run"
+    )
+    parser.add_argument("--budget", type=float, default=None, help="seconds per run (quick: 10)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"markdown file to write (default benchmarks/results/{results} for a full run "
+        "of every case, nothing otherwise)",
+    )
+    return parser
+
+
+def check_budget(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Refuse a non-positive ``--budget``; return ``args``."""
+    if args.budget is not None and args.budget <= 0:
+        parser.error(f"--budget: expected a positive number, got {args.budget}")
+    return args

@@ -71,7 +71,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import (
+    check_budget,
     code_state,
+    ladder_parser,
     machine_info,
     markdown_table,
     progress,
@@ -1065,34 +1067,14 @@ def warm_up() -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.dmrg",
-        description="Time to a 1e-8 relative energy error: tensorsim's tree DMRG beside "
-        "TeNPy's two-site DMRG.",
+    parser = ladder_parser(
+        "python -m benchmarks.dmrg",
+        "Time to a 1e-8 relative energy error: tensorsim's tree DMRG beside TeNPy's two-site "
+        "DMRG.",
+        CASE_KEYS,
+        "dmrg.md",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="small chains and caps, a smoke run (< 1 min)"
-    )
-    parser.add_argument(
-        "--cases", nargs="+", choices=CASE_KEYS, default=list(CASE_KEYS), help="cases to run"
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=None,
-        help=f"seconds per run (default {BUDGET:g}, quick 10)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="markdown file to write (default benchmarks/results/dmrg.md for a full run of "
-        "every case, nothing otherwise)",
-    )
-    args = parser.parse_args(argv)
-    if args.budget is not None and args.budget <= 0:
-        parser.error(f"--budget: expected a positive number, got {args.budget}")
-    return args
+    return check_budget(parser, parser.parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

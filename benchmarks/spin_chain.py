@@ -58,7 +58,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import (
+    check_budget,
     code_state,
+    ladder_parser,
     machine_info,
     markdown_table,
     progress,
@@ -1218,29 +1220,11 @@ CASE_KEYS = ("tfim-exact", "lr-ising", "tfim-large", "lr-ising-32", "lr-ising-64
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.spin_chain",
-        description="Compare tensorsim's BUG and TDVP integrators with TeNPy and quimb on "
-        "spin chains.",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small chains and times, a smoke run (< 1 min)"
-    )
-    parser.add_argument(
-        "--cases", nargs="+", choices=CASE_KEYS, default=list(CASE_KEYS), help="cases to run"
-    )
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=None,
-        help=f"seconds per method and case for its ladder (default {BUDGET:g}, quick 10)",
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=None,
-        help="markdown file to write (default benchmarks/results/spin_chain.md for a full "
-        "run of every case, nothing otherwise)",
+    parser = ladder_parser(
+        "python -m benchmarks.spin_chain",
+        "Compare tensorsim's BUG and TDVP integrators with TeNPy and quimb on spin chains.",
+        CASE_KEYS,
+        "spin_chain.md",
     )
     parser.add_argument(
         "--methods",
@@ -1255,10 +1239,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory", type=float, default=0.8, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.budget is not None and args.budget <= 0:
-        parser.error(f"--budget: expected a positive number, got {args.budget}")
-    return args
+    return check_budget(parser, parser.parse_args(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

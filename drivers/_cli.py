@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from drivers._layout import OVERWRITE, RUNNING_DRIVER
+from drivers._layout import OVERWRITE, RUNNING_DRIVER, root_attributes
 from drivers._signals import graceful_stop
 from tensorsim.config import ConfigError, Params, config_from_toml, describe_options
 from tensorsim.log import setup_logging
@@ -233,18 +233,13 @@ class Driver:
         Files written before drivers stored their name carry no ``driver`` attribute and
         are taken as they are.
         """
-        import h5py
-
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
-        try:
-            with h5py.File(path, "r") as root:
-                driver = root.attrs.get("driver")
-        except OSError as err:
-            raise ConfigError(f"{path} is not an output file of {self.prog}: {err}") from err
-        if isinstance(driver, bytes):
-            driver = driver.decode()
+        attrs = root_attributes(path)
+        if attrs is None:
+            raise ConfigError(f"{path} is not an output file of {self.prog}: not HDF5")
+        driver = attrs.get("driver")
         if driver is not None and driver != f"drivers.{self.name}":
             raise ConfigError(
                 f"{path} was written by {driver}, not by drivers.{self.name} (use python -m "

@@ -30,6 +30,7 @@ __all__ = [
     "Var",
     "check_output",
     "new_writer",
+    "root_attributes",
     "write_records",
 ]
 
@@ -78,15 +79,21 @@ def check_output(path: str | Path, comm: Any) -> Path:
     return path
 
 
-def _finished(path: Path) -> bool:
-    """Whether ``path`` is an output file of a finished run (unreadable files: no)."""
+def root_attributes(path: Path) -> dict[str, Any] | None:
+    """The root attributes of the HDF5 file ``path`` (strings decoded), None if unreadable."""
     import h5py
 
     try:
         with h5py.File(path, "r") as root:
-            flag = np.asarray(root.attrs.get("finished", 0)).ravel()
+            attrs = dict(root.attrs)
     except OSError:
-        return False
+        return None
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+
+
+def _finished(path: Path) -> bool:
+    """Whether ``path`` is an output file of a finished run (unreadable files: no)."""
+    flag = np.asarray((root_attributes(path) or {}).get("finished", 0)).ravel()
     return flag.size == 1 and int(flag[0]) == 1
 
 

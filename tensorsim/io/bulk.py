@@ -281,10 +281,6 @@ class BulkSeries:
             if source is not group:
                 source.close()
 
-    def remove_stale(self, *, keep_sets: int) -> None:
-        """Remove the set files from ``keep_sets`` on (written again by the run)."""
-        remove_sets(self._path, keep_sets)
-
 
 def read_bulk(path: Path, record_dim: str, n_records: int) -> dict[str, Any]:
     """The bulk series of output file ``path``, every set joined, over its ``n_records`` records.
